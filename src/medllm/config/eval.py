@@ -1,0 +1,29 @@
+"""The ``eval:`` section."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from medllm.config.base import Section
+
+
+class EvalTask(Section):
+    task: str
+    """Built-in task name (pubmedqa, medqa, medmcqa, mmlu_medical, demo_mcq, ...) or a task YAML file."""
+    path: str | None = None
+    mode: Literal["loglik", "generate"] = "loglik"
+    shots: int = Field(default=0, ge=0)
+    limit: int | None = Field(default=None, gt=0)
+    optional: bool = False
+    """Skip silently (with a note in the report) when ``path`` is absent."""
+
+
+class EvalConfig(Section):
+    tasks: list[EvalTask] = Field(default_factory=list)
+    models: Literal["final", "base_and_final", "every_stage"] = "every_stage"
+    safety_probes: bool = True
+    forgetting: bool = False
+    batch_size: int = Field(default=8, gt=0)
+    max_new_tokens: int = Field(default=128, gt=0)
+    seed: int = 1234

@@ -1,0 +1,30 @@
+"""The ``serve:`` section: defaults for ``medllm serve`` on a run."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from medllm.config.base import Section
+
+
+class SamplingDefaults(Section):
+    # ClinMED-LLaMA3's published deployment defaults.
+    temperature: float = Field(default=0.6, ge=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    top_k: int = Field(default=50, ge=0)
+    repetition_penalty: float = Field(default=1.2, gt=0)
+    max_tokens: int = Field(default=512, gt=0)
+
+
+class ServeConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    api_keys_file: str | None = None
+    audit_log: str | None = None
+    audit_full_text: bool = False
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    max_prompt_tokens: int = Field(default=4096, gt=0)
+    rate_limit_per_minute: int = Field(default=60, gt=0)
+    max_queue: int = Field(default=64, gt=0)
+    max_batch: int = Field(default=8, gt=0)
+    safety_layer: bool = True
+    sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)

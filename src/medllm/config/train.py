@@ -1,0 +1,85 @@
+"""The ``stages:`` section: one entry per training stage, run in file order."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from medllm.config.base import Section
+
+STAGE_TYPES = ("pretrain", "sft", "reward", "rejection_sampling", "dpo")
+
+
+class AdapterConfig(Section):
+    method: Literal["full", "lora", "qlora"] = "lora"
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    merge: bool = True
+    """Merge into the base after the stage so the next stage starts from the result (else stack)."""
+
+
+class StageBase(Section):
+    data: list[str] = Field(default_factory=list)
+    """Data source names (from ``data.sources``), files, or ``builtin:`` sets."""
+    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
+    lr: float = Field(default=2e-4, gt=0)
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    grad_accum: int = Field(default=1, gt=0)
+    max_seq_len: int = Field(default=512, gt=8)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    bf16: Literal["auto", "true", "false"] | bool = "auto"
+    gradient_checkpointing: bool = False
+    val_fraction: float = Field(default=0.0, ge=0, lt=1)
+    val_file: str | None = None
+    eval_every: int | None = Field(default=None, gt=0)
+    save_every: int | None = Field(default=None, gt=0)
+    log_every: int = Field(default=10, gt=0)
+    seed: int | None = None
+    max_samples: int | None = Field(default=None, gt=0)
+
+
+class PretrainStage(StageBase):
+    type: Literal["pretrain"] = "pretrain"
+    packing: bool = True
+
+
+class SFTStage(StageBase):
+    type: Literal["sft"] = "sft"
+    last_turn_only: bool = False
+    packing: bool = False
+    system_prompt: str | None = None
+
+
+class RewardStage(StageBase):
+    type: Literal["reward"] = "reward"
+    lr: float = Field(default=1e-4, gt=0)
+
+
+class DPOStage(StageBase):
+    type: Literal["dpo"] = "dpo"
+    loss: Literal["dpo", "ipo", "orpo", "kto", "simpo"] = "dpo"
+    beta: float = Field(default=0.1, gt=0)
+    lr: float = Field(default=5e-5, gt=0)
+
+
+class RejectionSamplingStage(StageBase):
+    type: Literal["rejection_sampling"] = "rejection_sampling"
+    k: int = Field(default=4, gt=0)
+    top_n: int = Field(default=1, gt=0)
+    temperature: float = Field(default=0.8, gt=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_new_tokens: int = Field(default=128, gt=0)
+    scorer: str = "reward"
+    """``reward`` (the reward stage of this recipe), a reward-model folder, or ``rule``."""
+
+
+Stage = Annotated[
+    Union[PretrainStage, SFTStage, RewardStage, DPOStage, RejectionSamplingStage],
+    Field(discriminator="type"),
+]

@@ -1,0 +1,9 @@
+"""Model registry and loading: the embedded default, tiny test models, local folders and GGUF files."""
+from medllm.models.registry import ModelRef, list_models, resolve, ensure_local
+from medllm.models.loading import load_causal_lm, load_tokenizer, pick_dtype, pick_device
+from medllm.models.hardware import cpu_supports_bf16
+
+__all__ = [
+    "ModelRef", "list_models", "resolve", "ensure_local",
+    "load_causal_lm", "load_tokenizer", "pick_dtype", "pick_device", "cpu_supports_bf16",
+]

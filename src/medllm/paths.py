@@ -1,0 +1,16 @@
+"""Where medllm keeps its caches (converted models, tokenizers)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def medllm_home() -> Path:
+    home = Path(os.environ.get("MEDLLM_HOME", Path.home() / ".cache" / "medllm")).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def is_quiet() -> bool:
+    """Quiet mode (CI, tests): no progress bars."""
+    return os.environ.get("MEDLLM_QUIET", "0") not in ("", "0", "false", "False")
