@@ -86,12 +86,11 @@ def validate(recipe: Path = typer.Argument(..., help="Recipe YAML."),
     except RecipeError as exc:
         problems = exc.problems
     if problems:
-        console.print(f"[bold red]{recipe}: {len(problems)} problem(s)[/]", highlight=False)
+        typer.secho(f"{recipe}: {len(problems)} problem(s)", fg="red", bold=True)
         for p in problems:
-            console.print(f"  - {p}", highlight=False, soft_wrap=True)
+            typer.echo(f"  - {p}")
         raise typer.Exit(1)
-    console.print(f"[green]{recipe}: OK[/] — {len(parsed.stages)} stage(s): {', '.join(parsed.stages) or 'none'}",
-                  highlight=False)
+    typer.secho(f"{recipe}: OK — {len(parsed.stages)} stage(s): {', '.join(parsed.stages) or 'none'}", fg="green")
 
 
 # ------------------------------------------------------------------ runs
@@ -121,7 +120,8 @@ def runs_show(run: Path = typer.Argument(..., help="Run folder.")) -> None:
 
 
 # ------------------------------------------------------------------ areas
-AREAS = ("medllm.data.cli", "medllm.train.cli", "medllm.eval.cli", "medllm.serve.cli", "medllm.pipeline.cli")
+AREAS = ("medllm.data.cli", "medllm.train.cli", "medllm.eval.cli", "medllm.serve.cli", "medllm.pipeline.cli",
+         "medllm.export.cli")
 for _mod in AREAS:
     try:
         module = importlib.import_module(_mod)
