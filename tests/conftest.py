@@ -36,3 +36,44 @@ def tiny_tokenizer(tiny_model_dir):
     from medllm.models import load_tokenizer
 
     return load_tokenizer(tiny_model_dir)
+
+
+class NetworkAttempt(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail on any connection to a non-loopback address (and any DNS lookup of a
+    non-local name); returns the list of attempts, which must stay empty."""
+    import ipaddress
+    import socket
+
+    attempts: list[str] = []
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def is_local(host) -> bool:
+        if host in ("localhost", "", None):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def guarded_connect(self, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(host):
+            attempts.append(f"connect {address}")
+            raise NetworkAttempt(f"network connection attempted: {address}")
+        return real_connect(self, address)
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if not is_local(host):
+            attempts.append(f"dns {host}")
+            raise NetworkAttempt(f"DNS lookup attempted: {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    return attempts

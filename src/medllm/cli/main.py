@@ -126,7 +126,7 @@ for _mod in AREAS:
     try:
         module = importlib.import_module(_mod)
     except ModuleNotFoundError as exc:
-        if exc.name != _mod:
+        if exc.name is None or not _mod.startswith(exc.name):  # a real import error inside the area
             raise
         continue
     module.register(app)
