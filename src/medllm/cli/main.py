@@ -77,12 +77,15 @@ def models_info(model: str = typer.Argument("smollm2-135m-instruct"),
 # ------------------------------------------------------------------ validate
 @app.command()
 def validate(recipe: Path = typer.Argument(..., help="Recipe YAML."),
-             overrides: Optional[list[str]] = typer.Argument(None, help="key.path=value overrides")) -> None:
+             overrides: Optional[list[str]] = typer.Argument(None, help="key.path=value overrides"),
+             check_files: bool = typer.Option(True, "--check-files/--no-check-files",
+                                              help="Also require every data/model file to exist here "
+                                                   "(turn off to check a cluster recipe on a laptop).")) -> None:
     """Check a recipe completely (types, unknown keys, files, combinations) without loading a model."""
     from medllm.config.loader import RecipeError, check_recipe
 
     try:
-        parsed, problems = check_recipe(recipe, overrides or [])
+        parsed, problems = check_recipe(recipe, overrides or [], check_files=check_files)
     except RecipeError as exc:
         problems = exc.problems
     if problems:
