@@ -1,0 +1,108 @@
+"""The causal-LM trainer behind pretrain / sft / rejection sampling: HF ``Trainer`` with
+two CPU-motivated changes, both measured (bench/train_throughput.py):
+
+* the LM head runs only on positions that have a target. With a 49K vocabulary the head
+  and its cross-entropy are a large share of a small model's step; in SFT most positions
+  (system + user turns, padding) have no target. A forward pre-hook on the output layer
+  gathers those positions, so the model is still called through its own ``forward`` and
+  DDP / PEFT / gradient checkpointing keep working and checkpoints keep their keys;
+* batches carry no wasted work: length-grouped padded batches, or padding-free packing
+  (one row, ``position_ids`` restarting per sample, so transformers builds a
+  block-diagonal mask and samples never attend to each other).
+
+The loss is summed over target tokens and divided by the number of target tokens in the
+whole optimizer step (``num_items_in_batch``, counted by Trainer across accumulation and
+processes), so batch 8 x accum 1 == batch 1 x accum 8 == 2 processes x accum 4.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer
+
+from medllm.train.tokenize import IGNORE
+
+
+@dataclass
+class CausalCollator:
+    pad_id: int
+    packed: bool = False
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        if self.packed:
+            return self._packed(rows)
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        shift = torch.full_like(labels, IGNORE)
+        shift[:, :-1] = labels[:, 1:]
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "shift_labels": shift}
+
+    @staticmethod
+    def _packed(rows: list[dict]) -> dict[str, torch.Tensor]:
+        ids, labels, shift, pos = [], [], [], []
+        for r in rows:
+            n = len(r["input_ids"])
+            ids += r["input_ids"]
+            labels += r["labels"]
+            shift += list(r["labels"][1:]) + [IGNORE]  # never predict across a sample boundary
+            pos += list(range(n))
+        as_row = lambda xs: torch.tensor(xs, dtype=torch.long).unsqueeze(0)  # noqa: E731
+        return {"input_ids": as_row(ids), "position_ids": as_row(pos), "labels": as_row(labels),
+                "shift_labels": as_row(shift)}
+
+
+class _HeadSelection:
+    """Forward pre-hook state: flat indices of the positions the LM head must score."""
+
+    def __init__(self):
+        self.index: torch.Tensor | None = None
+
+    def __call__(self, module, args):
+        if self.index is None:
+            return None
+        hidden = args[0]
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, self.index)
+        return (picked.unsqueeze(0),) + tuple(args[1:])
+
+
+class FastCausalLMTrainer(Trainer):
+    """``Trainer`` computing the causal-LM loss on target positions only (see module doc)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._select = _HeadSelection()
+        head = self.accelerator.unwrap_model(self.model).get_output_embeddings()
+        self._hook = head.register_forward_pre_hook(self._select)
+        self.model_accepts_loss_kwargs = True  # our loss is normalised by num_items_in_batch
+        self.tokens_seen = 0
+        self.target_tokens_seen = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        shift = inputs["shift_labels"].reshape(-1)
+        fwd = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids")}
+        keep = (shift != IGNORE).nonzero().squeeze(-1)
+        self._select.index = keep
+        try:
+            out = model(**fwd, use_cache=False)
+        finally:
+            self._select.index = None
+        logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
+        loss = F.cross_entropy(logits, shift.index_select(0, keep), reduction="sum")
+        denom = num_items_in_batch if num_items_in_batch is not None else max(keep.numel(), 1)
+        loss = loss / denom
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients; undo for a global token mean
+        if model.training:
+            mask = inputs.get("attention_mask")
+            self.tokens_seen += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            self.target_tokens_seen += int(keep.numel())
+        return (loss, out) if return_outputs else loss
