@@ -23,8 +23,12 @@ class ServeConfig(Section):
     audit_full_text: bool = False
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     max_prompt_tokens: int = Field(default=4096, gt=0)
+    max_completion_tokens: int = Field(default=2048, gt=0)   # upper bound a request may ask for
+    max_n: int = Field(default=4, gt=0)                      # choices per request
     rate_limit_per_minute: int = Field(default=60, gt=0)
     max_queue: int = Field(default=64, gt=0)
     max_batch: int = Field(default=8, gt=0)
     safety_layer: bool = True
+    # Binding a non-loopback address without API keys needs this explicit opt-in.
+    allow_unauthenticated_remote: bool = False
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)

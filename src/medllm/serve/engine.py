@@ -144,7 +144,9 @@ class BatchingEngine:
                 admit = []
                 while self._pending and len(self._seqs) + len(admit) < self.max_batch:
                     req = self._pending.popleft()
-                    if not req.cancelled.is_set():
+                    if req.cancelled.is_set():
+                        req.on_event(Event("done", finish_reason="cancelled", prompt_tokens=len(req.prompt_ids)))
+                    else:
                         admit.append(req)
             try:
                 with torch.inference_mode():
@@ -225,6 +227,8 @@ class BatchingEngine:
         for row, seq in enumerate(seqs):
             if seq.req.cancelled.is_set():
                 finished.add(id(seq))
+                seq.req.on_event(Event("done", finish_reason="cancelled", prompt_tokens=len(seq.ids),
+                                       completion_tokens=len(seq.generated)))
                 continue
             seen = torch.cat([seq.ids, torch.tensor(seq.generated, dtype=torch.long)])
             token = seq.sampler.next_token(logits[row], seen.to(logits.device))

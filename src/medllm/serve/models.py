@@ -1,0 +1,191 @@
+"""What a server serves: a base model (registry name, HF folder, GGUF or a run
+folder's final model) plus named LoRA adapters, each with a content hash.
+
+Model ids clients use: the base id (registry name, folder name or run name) and
+one id per adapter (``<run>/<stage>`` for a run's adapters, ``NAME`` for
+``--adapter NAME=PATH``)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medllm.config.serve import SamplingDefaults
+
+log = logging.getLogger(__name__)
+
+
+class ServeModelError(ValueError):
+    pass
+
+
+@dataclass
+class RunModels:
+    name: str
+    model_dir: Path
+    adapters: dict[str, Path]   # id -> adapter folder
+
+
+@dataclass
+class ServedModel:
+    id: str
+    engine: object                      # BatchingEngine or LlamaCppEngine (same submit API)
+    tokenizer: object
+    folder: Path
+    sha256: str
+    adapters: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (peft adapter name, sha256)
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    backend: str = "transformers"
+    created: int = 0
+
+    def ids(self) -> list[str]:
+        return [self.id, *self.adapters]
+
+
+class ModelPool:
+    """Look up (served model, adapter) by the ``model`` field of a request."""
+
+    def __init__(self, served: list[ServedModel]):
+        if not served:
+            raise ServeModelError("nothing to serve")
+        self.served = served
+        self._index: dict[str, tuple[ServedModel, str | None]] = {}
+        for sm in served:
+            self._index[sm.id] = (sm, None)
+            for aid, (peft_name, _) in sm.adapters.items():
+                self._index[aid] = (sm, peft_name)
+
+    @property
+    def default(self) -> ServedModel:
+        return self.served[0]
+
+    def resolve(self, model_id: str | None) -> tuple[ServedModel, str | None]:
+        if not model_id:
+            return self.default, None
+        if model_id not in self._index:
+            raise KeyError(model_id)
+        return self._index[model_id]
+
+    def ids(self) -> list[str]:
+        return list(self._index)
+
+    def stop(self) -> None:
+        for sm in self.served:
+            sm.engine.stop()
+
+
+def read_run(run_dir: str | Path) -> RunModels:
+    """Final model and adapters of a run folder (from ``state.json``)."""
+    run_dir = Path(run_dir)
+    state_file = run_dir / "state.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ServeModelError(f"{state_file}: cannot read run state ({exc})") from exc
+    stages = state.get("stages") or {}
+    final, adapters = None, {}
+    for stage, info in stages.items():   # insertion order = pipeline order
+        if not isinstance(info, dict) or info.get("status") != "done":
+            continue
+        if info.get("model_dir"):
+            final = _run_path(run_dir, info["model_dir"])
+        if info.get("adapter_dir"):
+            adapters[f"{run_dir.name}/{stage}"] = _run_path(run_dir, info["adapter_dir"])
+    if final is None:
+        raise ServeModelError(f"{run_dir}: no finished stage with a model_dir in state.json "
+                              "(run the pipeline first, or serve a model name/folder)")
+    return RunModels(run_dir.name, final, adapters)
+
+
+def _run_path(run_dir: Path, recorded: str) -> Path:
+    p = Path(recorded)
+    for cand in (p, run_dir / p):
+        if cand.exists():
+            return cand.resolve()
+    raise ServeModelError(f"{run_dir}/state.json points to {recorded}, which does not exist")
+
+
+def is_run_dir(spec: str | Path) -> bool:
+    return (Path(spec) / "state.json").is_file()
+
+
+def folder_sha256(folder: Path) -> str:
+    """One hash for a model/adapter folder: over its manifest when present (already
+    per-file SHA-256s), else over every weight and config file's content."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    manifest = folder / "medllm_manifest.json"
+    if manifest.is_file():
+        h.update(manifest.read_bytes())
+        return h.hexdigest()
+    from medllm.io import sha256_file
+
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in (".safetensors", ".json", ".jinja", ".model", ".gguf"):
+            h.update(f.name.encode() + b"\0" + sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def check_model_files(folder: Path, adapters: dict[str, Path]) -> list[str]:
+    """``--check``: verify recorded hashes (medllm manifest) of the model and adapters."""
+    from medllm.models.convert import verify_manifest
+
+    problems = []
+    for name, f in [("model", folder), *adapters.items()]:
+        if (Path(f) / "medllm_manifest.json").is_file():
+            problems += verify_manifest(f)
+        elif not any(Path(f).glob("*.safetensors")):
+            problems.append(f"{name}: {f} has no .safetensors weights")
+        else:
+            log.warning("%s: %s has no medllm_manifest.json; hash recorded in the audit log only", name, f)
+    return problems
+
+
+def load_served(spec: str | Path, *, adapters: dict[str, Path] | None = None, max_batch: int = 8,
+                max_queue: int = 64, dtype: str = "auto", sampling: SamplingDefaults | None = None,
+                backend: str = "transformers", model_id: str | None = None) -> ServedModel:
+    """Load ``spec`` (model reference or run folder) with its adapters into a started engine."""
+    import time
+
+    from medllm.models import load_causal_lm
+    from medllm.models.registry import resolve
+    from medllm.serve.engine import BatchingEngine
+
+    adapters = dict(adapters or {})
+    if is_run_dir(spec):
+        run = read_run(spec)
+        model_ref, base_id = run.model_dir, model_id or run.name
+        adapters = {**run.adapters, **adapters}
+    else:
+        ref = resolve(spec)
+        model_ref, base_id = ref, model_id or ref.name
+    if backend == "llama.cpp":
+        from medllm.serve.llamacpp import load_llamacpp_served
+
+        return load_llamacpp_served(spec, model_id=base_id, max_queue=max_queue,
+                                    sampling=sampling or SamplingDefaults())
+    from medllm.models.loading import model_folder
+
+    folder = model_folder(model_ref)
+    model, tok = load_causal_lm(folder, dtype=dtype)
+    adapter_info: dict[str, tuple[str, str]] = {}
+    if adapters:
+        from peft import PeftModel
+
+        for i, (aid, path) in enumerate(adapters.items()):
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ServeModelError(f"adapter {aid}: {path} has no adapter_config.json")
+            peft_name = f"a{i}"
+            if i == 0:
+                model = PeftModel.from_pretrained(model, str(path), adapter_name=peft_name)
+            else:
+                model.load_adapter(str(path), adapter_name=peft_name)
+            adapter_info[aid] = (peft_name, folder_sha256(Path(path)))
+        model.eval()
+    engine = BatchingEngine(model, tok, max_batch=max_batch, max_queue=max_queue,
+                            adapters=tuple(n for n, _ in adapter_info.values())).start()
+    return ServedModel(id=base_id, engine=engine, tokenizer=tok, folder=folder,
+                       sha256=folder_sha256(folder) if folder.is_dir() else "", adapters=adapter_info,
+                       sampling=sampling or SamplingDefaults(), created=int(time.time()))
