@@ -1,0 +1,132 @@
+"""``medllm serve``, ``medllm serve-key`` and ``medllm audit-verify``."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medllm.cli.common import console, fail
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_adapters(items: list[str]) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            fail(f"--adapter expects NAME=PATH, got {item!r}")
+        if not (Path(path) / "adapter_config.json").is_file():
+            fail(f"--adapter {name}: {path} is not a PEFT adapter folder (no adapter_config.json)")
+        out[name] = Path(path)
+    return out
+
+
+def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model reference or run folder (runs/<name>)."),
+          host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
+          port: int = typer.Option(8000, min=1, max=65535),
+          api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="Key file (see `medllm serve-key`)."),
+          audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Hash-chained JSONL audit log."),
+          audit_full_text: bool = typer.Option(False, help="Also store prompt/response text in the audit log."),
+          adapter: Optional[list[str]] = typer.Option(None, "--adapter", help="NAME=PATH of a LoRA adapter (repeat)."),
+          check: bool = typer.Option(False, "--check", help="Verify model/adapter file hashes before serving."),
+          backend: str = typer.Option("transformers", help="transformers | llama.cpp (GGUF files only)."),
+          max_batch: int = typer.Option(8, min=1, help="Sequences decoded together."),
+          max_queue: int = typer.Option(64, min=1, help="Waiting requests before answering 429."),
+          rate_limit: int = typer.Option(60, min=1, help="Requests per minute per API key."),
+          no_safety: bool = typer.Option(False, "--no-safety", help="Disable disclaimer and red-flag notices."),
+          allow_unauthenticated_remote: bool = typer.Option(
+              False, help="Allow a non-loopback bind without --api-keys (not recommended)."),
+          temperature: Optional[float] = typer.Option(None, help="Default temperature for this model."),
+          dtype: str = typer.Option("auto", help="auto (bf16 on AMX CPUs) | float32 | bfloat16")) -> None:
+    """Serve a model or a training run over an OpenAI-compatible API with a web chat at /."""
+    from medllm.config.serve import SamplingDefaults, ServeConfig
+
+    if not _is_loopback(host) and api_keys is None and not allow_unauthenticated_remote:
+        fail(f"refusing to bind {host} without --api-keys: anyone on the network could use the model. "
+             "Create keys with `medllm serve-key USER --api-keys keys.txt`.")
+    try:
+        config = ServeConfig(host=host, port=port, api_keys_file=str(api_keys) if api_keys else None,
+                             audit_log=str(audit_log) if audit_log else None, audit_full_text=audit_full_text,
+                             max_batch=max_batch, max_queue=max_queue, rate_limit_per_minute=rate_limit,
+                             safety_layer=not no_safety, allow_unauthenticated_remote=allow_unauthenticated_remote,
+                             sampling=SamplingDefaults(**({"temperature": temperature} if temperature is not None
+                                                          else {})))
+    except ValueError as exc:
+        fail(str(exc))
+    serve_with(model, config, adapters=_parse_adapters(adapter or []), check=check, backend=backend, dtype=dtype)
+
+
+def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, backend: str, dtype: str) -> None:
+    import uvicorn
+
+    from medllm.models.registry import ModelNotFound
+    from medllm.serve.app import create_app
+    from medllm.serve.audit import AuditLog
+    from medllm.serve.models import ServeModelError, check_model_files, is_run_dir, load_served, read_run
+    from medllm.serve.security import KeyFileError, KeyStore
+
+    try:
+        keys = KeyStore.load(config.api_keys_file) if config.api_keys_file else None
+        audit = AuditLog(config.audit_log, full_text=config.audit_full_text) if config.audit_log else None
+        if check:
+            from medllm.models.loading import model_folder
+
+            run = read_run(model) if is_run_dir(model) else None
+            folder = run.model_dir if run else model_folder(model)
+            problems = check_model_files(folder, {**(run.adapters if run else {}), **adapters})
+            if problems:
+                fail("model check failed:\n  " + "\n  ".join(problems))
+            console.print("[green]model files verified[/]")
+        served = load_served(model, adapters=adapters, max_batch=config.max_batch, max_queue=config.max_queue,
+                             dtype=dtype, sampling=config.sampling, backend=backend)
+    except (KeyFileError, ServeModelError, ModelNotFound, ValueError, OSError) as exc:
+        fail(str(exc))
+    app = create_app(config, served, keys=keys, audit=audit)
+    console.print(f"serving {', '.join(served.ids())} on http://{config.host}:{config.port} "
+                  f"(web chat at /, auth {'on' if keys else 'off'}, audit {'on' if audit else 'off'})",
+                  highlight=False)
+    try:
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", server_header=False)
+    finally:
+        served.engine.stop()
+
+
+def serve_key(user: str = typer.Argument(..., help="User id the key belongs to (shows in the audit log)."),
+              api_keys: Path = typer.Option(..., "--api-keys", help="Key file to append the hash to.")) -> None:
+    """Create an API key for USER: prints it once, stores only its SHA-256."""
+    from medllm.serve.security import KeyFileError, add_key
+
+    try:
+        key = add_key(api_keys, user)
+    except KeyFileError as exc:
+        fail(str(exc))
+    console.print(key, highlight=False)
+
+
+def audit_verify(log: Path = typer.Argument(..., help="Audit log JSONL written by `medllm serve --audit-log`.")) -> None:
+    """Check an audit log's hash chain; exit 1 on the first tampered line."""
+    from medllm.serve.audit import verify_audit_log
+
+    if not log.is_file():
+        fail(f"{log}: not found")
+    problems = verify_audit_log(log)
+    if problems:
+        fail("\n".join(problems))
+    n = sum(1 for line in log.open() if line.strip())
+    console.print(f"[green]{log}: {n} record(s), hash chain intact[/]", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("serve-key")(serve_key)
+    app.command("audit-verify")(audit_verify)
