@@ -1,0 +1,129 @@
+"""Serving fixtures: the tiny model behind a started engine, a LoRA adapter and a
+run folder that records it, and a loopback uvicorn server."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from medllm.config.serve import SamplingDefaults, ServeConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A LoRA adapter with non-zero random weights, so it visibly changes outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"],
+                                           init_lora_weights=False))
+    out = tmp_path_factory.mktemp("adapter") / "sft_adapter"
+    peft.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tiny_model_dir, tiny_adapter_dir, tmp_path_factory) -> Path:
+    """A run folder as the pipeline writes it: state.json with a done stage."""
+    run = tmp_path_factory.mktemp("runs") / "demo"
+    run.mkdir()
+    state = {"stages": {"sft": {"status": "done", "model_dir": str(tiny_model_dir),
+                                "adapter_dir": str(tiny_adapter_dir)}}}
+    (run / "state.json").write_text(json.dumps(state))
+    return run
+
+
+@pytest.fixture(scope="session")
+def served_run(tiny_run_dir):
+    """The tiny run served with its adapter (``demo`` and ``demo/sft``); greedy-friendly defaults."""
+    from medllm.serve import load_served
+
+    sm = load_served(tiny_run_dir, dtype="float32", max_batch=8, max_queue=256,
+                     sampling=SamplingDefaults(max_tokens=16))
+    yield sm
+    sm.engine.stop()
+
+
+@pytest.fixture()
+def make_client(served_run):
+    """In-process TestClient for an app over the shared engine with a given config."""
+    from fastapi.testclient import TestClient
+
+    from medllm.serve import create_app
+
+    clients = []
+
+    def make(config: ServeConfig | None = None, **kw):
+        app = create_app(config or ServeConfig(), served_run, **kw)
+        c = TestClient(app, raise_server_exceptions=False)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LoopbackServer:
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    limit_concurrency=None, timeout_keep_alive=30))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture()
+def loopback(served_run):
+    """Start ``create_app(config, served_run)`` on 127.0.0.1; yields a starter."""
+    from medllm.serve import create_app
+
+    servers = []
+
+    def start(config: ServeConfig | None = None, **kw) -> LoopbackServer:
+        srv = LoopbackServer(create_app(config or ServeConfig(), served_run, **kw)).__enter__()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for s in servers:
+        s.__exit__(None, None, None)
+
+
+def sse_events(text: str) -> list:
+    """Parse an SSE body into JSON payloads (``"[DONE]"`` kept as a string)."""
+    out = []
+    for block in text.split("\n\n"):
+        block = block.strip()
+        if block.startswith("data:"):
+            payload = block[5:].strip()
+            out.append(payload if payload == "[DONE]" else json.loads(payload))
+    return out
