@@ -1,0 +1,259 @@
+"""Model backends: an in-process Hugging Face model (+ optional PEFT adapter) and any
+OpenAI-compatible HTTP endpoint. Both answer the same three questions:
+
+``loglik(requests)``  -> per request, per continuation: (sum log p(continuation | context), is_greedy)
+``generate(chats)``   -> greedy completions for chat-message prompts
+``token_nll(texts)``  -> (sum of token negative log-likelihoods, number of scored tokens) per text
+
+Speed on CPU (why the HF path looks the way it does): requests are sorted by length and
+batched with right padding; when every continuation is one token after the same context
+(PubMedQA yes/no/maybe, MMLU letters) all choices are read from ONE forward of the context;
+only the needed positions go through the 49k-vocab LM head; weights are bf16 on AMX CPUs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+from medllm.eval.prompts import LoglikRequest
+from medllm.progress import progress
+
+
+class BackendError(RuntimeError):
+    pass
+
+
+class Backend(Protocol):
+    name: str
+
+    def loglik(self, requests: list[LoglikRequest]) -> list[list[tuple[float, bool]]]: ...
+
+    def generate(self, chats: list[list[dict]], max_new_tokens: int) -> list[str]: ...
+
+    def token_nll(self, texts: list[str], max_len: int = 512) -> list[tuple[float, int]]: ...
+
+
+def is_endpoint(model: str | os.PathLike) -> bool:
+    return str(model).startswith(("http://", "https://"))
+
+
+def make_backend(model: str | os.PathLike, *, adapter=None, batch_size: int = 8, dtype: str = "auto",
+                 api_model: str | None = None) -> Backend:
+    if is_endpoint(model):
+        return OpenAIBackend(str(model), model_name=api_model)
+    return HFBackend(model, adapter=adapter, batch_size=batch_size, dtype=dtype)
+
+
+# ======================================================================= in-process HF
+class HFBackend:
+    def __init__(self, model, *, adapter=None, batch_size: int = 8, dtype: str = "auto"):
+        import torch
+
+        from medllm.models import load_causal_lm
+
+        self.model, self.tok = load_causal_lm(model, dtype=dtype, adapter=adapter)
+        self.name = str(model) + (f"+{adapter}" if adapter else "")
+        self.batch_size = batch_size
+        self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self._decoder = base.get_decoder()          # LoRA layers live inside, so adapters still apply
+        self._head = base.get_output_embeddings()
+        cfg = base.config
+        self.max_len = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
+        self._torch = torch
+
+    # ---- tokenisation exactly like lm-eval: trailing context spaces move into the continuation,
+    # the continuation is what encode(context + continuation) adds after encode(context).
+    def _enc(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def _pair(self, ctx: str, cont: str) -> tuple[list[int], list[int]]:
+        n = len(ctx) - len(ctx.rstrip())
+        if n:
+            ctx, cont = ctx[:-n], ctx[-n:] + cont
+        ctx_ids = self._enc(ctx) if ctx else [self.tok.eos_token_id]
+        whole = self._enc(ctx + cont) if ctx else ctx_ids + self._enc(cont)
+        return ctx_ids, whole[len(ctx_ids):] if ctx else whole[1:]
+
+    def _score_rows(self, rows: list[tuple[list[int], list[int]]], desc: str) -> list[tuple[float, bool]]:
+        """rows: (input ids, target ids) -> log p(targets) read at the last len(targets) positions."""
+        torch = self._torch
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        out: list[Any] = [None] * len(rows)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        bar = progress(total=len(rows), desc=desc, unit="seq")
+        with torch.inference_mode():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                width = max(len(rows[i][0]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, i in enumerate(idx):
+                    seq = rows[i][0]
+                    ids[r, :len(seq)] = torch.tensor(seq)
+                    mask[r, :len(seq)] = 1
+                hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                for r, i in enumerate(idx):
+                    seq, tgt = rows[i]
+                    pos = torch.arange(len(seq) - len(tgt), len(seq))
+                    logp = self._head(hidden[r, pos]).float().log_softmax(-1)
+                    t = torch.tensor(tgt)
+                    out[i] = (float(logp.gather(1, t[:, None]).sum()), bool((logp.argmax(-1) == t).all()))
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+    def loglik(self, requests: list[LoglikRequest]) -> list[list[tuple[float, bool]]]:
+        torch = self._torch
+        shared_rows, shared_meta, full_rows, full_meta = [], [], [], []
+        for qi, req in enumerate(requests):
+            pairs = [self._pair(req.context, c) for c in req.continuations]
+            ctx_ids = pairs[0][0][-(self.max_len):]
+            if all(len(cont) == 1 and p[0] == pairs[0][0] for p, cont in ((p, p[1]) for p in pairs)):
+                shared_rows.append(ctx_ids)
+                shared_meta.append((qi, [p[1][0] for p in pairs]))
+            else:
+                for ci, (ctx, cont) in enumerate(pairs):
+                    seq = (ctx + cont)[-(self.max_len + 1):]
+                    full_rows.append((seq[:-1], cont))
+                    full_meta.append((qi, ci))
+        results: list[list] = [[None] * len(r.continuations) for r in requests]
+        if shared_rows:  # one forward per context; every single-token choice read at its last position
+            order = sorted(range(len(shared_rows)), key=lambda i: -len(shared_rows[i]))
+            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+            bar = progress(total=len(order), desc="loglik", unit="ex")
+            with torch.inference_mode():
+                for s in range(0, len(order), self.batch_size):
+                    idx = order[s:s + self.batch_size]
+                    width = max(len(shared_rows[i]) for i in idx)
+                    ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                    mask = torch.zeros((len(idx), width), dtype=torch.long)
+                    for r, i in enumerate(idx):
+                        ids[r, :len(shared_rows[i])] = torch.tensor(shared_rows[i])
+                        mask[r, :len(shared_rows[i])] = 1
+                    hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                    last = torch.tensor([len(shared_rows[i]) - 1 for i in idx])
+                    logp = self._head(hidden[torch.arange(len(idx)), last]).float().log_softmax(-1)
+                    for r, i in enumerate(idx):
+                        qi, toks = shared_meta[i]
+                        best = int(logp[r].argmax())
+                        results[qi] = [(float(logp[r, t]), best == t) for t in toks]
+                    bar.update(len(idx))
+            bar.close()
+        if full_rows:
+            for (qi, ci), res in zip(full_meta, self._score_rows(full_rows, "loglik (multi-token)")):
+                results[qi][ci] = res
+        return results
+
+    def generate(self, chats: list[list[dict]], max_new_tokens: int) -> list[str]:
+        torch = self._torch
+        prompts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+        enc = [self._enc(p)[-(self.max_len - max_new_tokens):] for p in prompts]
+        order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
+        out: list[str] = [""] * len(enc)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        bar = progress(total=len(enc), desc="generate", unit="ex")
+        with torch.inference_mode():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                width = max(len(enc[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for r, i in enumerate(idx):  # left padding so every row continues from its last token
+                    ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
+                    mask[r, width - len(enc[i]):] = 1
+                gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                          do_sample=False, pad_token_id=pad, eos_token_id=self.tok.eos_token_id)
+                for r, i in enumerate(idx):
+                    out[i] = self.tok.decode(gen[r, width:], skip_special_tokens=True).strip()
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+    def token_nll(self, texts: list[str], max_len: int = 512) -> list[tuple[float, int]]:
+        rows, owner = [], []
+        for ti, text in enumerate(texts):
+            ids = [self.tok.eos_token_id] + self._enc(text)  # score the first token too, after a boundary
+            for s in range(0, len(ids) - 1, max_len):
+                chunk = ids[s:s + max_len + 1]
+                if len(chunk) > 1:
+                    rows.append((chunk[:-1], chunk[1:]))
+                    owner.append(ti)
+        sums = [[0.0, 0] for _ in texts]
+        for ti, (row, (lp, _)) in zip(owner, zip(rows, self._score_rows(rows, "perplexity"))):
+            sums[ti][0] -= lp
+            sums[ti][1] += len(row[1])
+        return [(s, n) for s, n in sums]
+
+
+# ======================================================================= OpenAI-compatible HTTP
+class OpenAIBackend:
+    """Chat completions for generation; ``/completions`` with ``echo`` + ``logprobs`` for loglik
+    (vLLM and llama.cpp-style servers return prompt logprobs that way)."""
+
+    def __init__(self, base_url: str, *, model_name: str | None = None, timeout: float = 120.0):
+        import httpx
+
+        self.base = base_url.rstrip("/")
+        if not self.base.endswith("/v1"):
+            self.base += "/v1"
+        key = os.environ.get("MEDLLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {key}"} if key else {})
+        self.model_name = model_name or self._first_model()
+        self.name = f"{self.base}#{self.model_name}"
+        self.dtype = "remote"
+
+    def _post(self, path: str, body: dict) -> dict:
+        import httpx
+
+        try:
+            r = self.client.post(self.base + path, json=body)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"{self.base}{path}: {exc}") from None
+        if r.status_code != 200:
+            raise BackendError(f"{self.base}{path}: HTTP {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def _first_model(self) -> str:
+        try:
+            data = self.client.get(self.base + "/models").json()
+            return data["data"][0]["id"]
+        except Exception:  # servers without /models accept any name
+            return "default"
+
+    def generate(self, chats: list[list[dict]], max_new_tokens: int) -> list[str]:
+        out = []
+        for chat in progress(chats, desc="generate (http)", unit="ex"):
+            data = self._post("/chat/completions", {"model": self.model_name, "messages": chat,
+                                                    "max_tokens": max_new_tokens, "temperature": 0.0})
+            out.append((data["choices"][0]["message"].get("content") or "").strip())
+        return out
+
+    def _prompt_logprobs(self, text: str) -> tuple[list[float | None], list[int]]:
+        data = self._post("/completions", {"model": self.model_name, "prompt": text, "max_tokens": 1,
+                                           "echo": True, "logprobs": 1, "temperature": 0.0})
+        lp = (data.get("choices") or [{}])[0].get("logprobs") or {}
+        if not lp.get("token_logprobs") or not lp.get("text_offset"):
+            raise BackendError(f"{self.base}/completions returned no prompt logprobs (echo+logprobs); "
+                               "this endpoint supports mode: generate only")
+        return lp["token_logprobs"], lp["text_offset"]
+
+    def loglik(self, requests: list[LoglikRequest]) -> list[list[tuple[float, bool]]]:
+        out = []
+        for req in progress(requests, desc="loglik (http)", unit="ex"):
+            row = []
+            for cont in req.continuations:
+                lps, offs = self._prompt_logprobs(req.context + cont)
+                # the echoed completion token (if any) sits past the prompt text; drop it
+                picked = [lp for lp, off in zip(lps, offs) if len(req.context) <= off < len(req.context + cont)]
+                row.append((float(sum(x for x in picked if x is not None)), False))
+            out.append(row)
+        return out
+
+    def token_nll(self, texts: list[str], max_len: int = 512) -> list[tuple[float, int]]:
+        out = []
+        for text in texts:
+            lps, _ = self._prompt_logprobs(text)
+            vals = [x for x in lps if x is not None]
+            out.append((-float(sum(vals)), len(vals)))
+        return out

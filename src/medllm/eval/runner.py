@@ -1,0 +1,202 @@
+"""``evaluate()``: run tasks against one model, with a resumable per-example cache."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from medllm.eval import prompts as P
+from medllm.eval.loaders import TaskDataError, load_examples
+from medllm.eval.metrics import summarize
+from medllm.eval.scoring import LABEL_TYPES, add_corpus_scores, score_generated, score_loglik
+from medllm.eval.spec import TaskSpec, load_spec
+from medllm.io import atomic_write_json, atomic_write_text, sha256_text
+
+log = logging.getLogger(__name__)
+CHUNK = 32  # examples computed between cache flushes: an interrupt loses at most this many
+
+
+def shared_data_root() -> Path:
+    from medllm.paths import medllm_home  # noqa: F401  (keeps env handling in one place)
+
+    env = os.environ.get("MEDLLM_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def resolve_path(spec: TaskSpec, path: str | None) -> Path | None:
+    if path:
+        return Path(path).expanduser()
+    if spec.default_path and (shared_data_root() / spec.default_path).exists():
+        return shared_data_root() / spec.default_path
+    return None
+
+
+class ResultCache:
+    """Append-only JSONL of finished examples, keyed by a hash of (model, prompt). A torn
+    last line (killed mid-write) is ignored, so a restarted eval continues where it stopped."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done: dict[str, object] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    self.done[row["key"]] = row["raw"]
+                except (json.JSONDecodeError, KeyError):
+                    continue
+
+    def add(self, rows: list[tuple[str, object]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for key, raw in rows:
+                fh.write(json.dumps({"key": key, "raw": raw}) + "\n")
+                self.done[key] = raw
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def task_key(spec: TaskSpec, mode: str, shots: int) -> str:
+    return f"{spec.name}:{mode}" + (f":{shots}shot" if shots else "")
+
+
+def _effective_mode(spec: TaskSpec, mode: str) -> str:
+    return mode if getattr(spec, mode) is not None else spec.modes()[0]
+
+
+def _labels_for(spec: TaskSpec, examples: list[dict]) -> list[str] | None:
+    if spec.type in LABEL_TYPES and spec.labels is None:  # open label set: the labels seen in the file
+        return sorted({e["label"] for e in examples})
+    return None
+
+
+def _fewshot_pool(spec: TaskSpec, path: Path | None, examples: list[dict], shots: int, notes: list[str]):
+    if not shots:
+        return []
+    if spec.fewshot_path and (shared_data_root() / spec.fewshot_path).exists():
+        return load_examples(spec, shared_data_root() / spec.fewshot_path)
+    if path is not None:
+        dev = path.with_name(path.name.replace("test", "dev"))
+        if dev != path and dev.exists():
+            return load_examples(spec, dev)
+    notes.append("few-shot exemplars drawn from the evaluated file itself (no dev file found); never the example itself")
+    return examples
+
+
+def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path | None, limit: int | None,
+             out_dir: Path, *, max_new_tokens: int, seed: int, judge=None, bertscore_model: str | None = None) -> dict:
+    t0 = time.time()
+    notes: list[str] = []
+    mode = _effective_mode(spec, mode)
+    examples = load_examples(spec, path, limit=limit)
+    labels = _labels_for(spec, examples)
+    pool = _fewshot_pool(spec, path, examples, shots, notes)
+    key = task_key(spec, mode, shots)
+    cache = ResultCache(out_dir / "cache" / (key.replace(":", "_") + ".jsonl"))
+    backend = None
+
+    def get_backend():
+        nonlocal backend
+        backend = backend or backend_factory()
+        return backend
+
+    model_id = backend_factory.model_id
+    reqs, keys = [], []
+    for ex in examples:
+        shots_ex = P.pick_shots(pool, shots, seed, ex["id"])
+        if mode == "loglik":
+            req = P.loglik_request(spec, ex, shots_ex, labels)
+            text = json.dumps([req.context, req.continuations])
+        else:
+            req = P.chat_messages(spec, ex, shots_ex, labels)
+            text = json.dumps(req)
+        reqs.append(req)
+        keys.append(sha256_text(f"{model_id}\n{mode}\n{text}")[:32])
+    todo = [i for i, k in enumerate(keys) if k not in cache.done]
+    gen_tokens = (spec.generate.max_new_tokens if spec.generate and spec.generate.max_new_tokens else max_new_tokens)
+    for s in range(0, len(todo), CHUNK):
+        idx = todo[s:s + CHUNK]
+        if mode == "loglik":
+            raws = get_backend().loglik([reqs[i] for i in idx])
+            raws = [[list(x) for x in r] for r in raws]
+        else:
+            raws = get_backend().generate([reqs[i] for i in idx], gen_tokens)
+        cache.add([(keys[i], raw) for i, raw in zip(idx, raws)])
+    if len(todo) < len(examples):
+        notes.append(f"{len(examples) - len(todo)} of {len(examples)} examples reused from the result cache")
+    records = []
+    for ex, req, k in zip(examples, reqs, keys):
+        raw = cache.done[k]
+        if mode == "loglik":
+            records.append(score_loglik(spec, ex, raw, req.continuations, labels))
+        else:
+            records.append(score_generated(spec, ex, raw, labels, judge))
+    metric_names = [m for m in spec.metrics if not (mode == "loglik" and m not in ("acc", "acc_norm", "macro_f1"))
+                    and not (mode == "generate" and m == "acc_norm")]
+    notes += add_corpus_scores(spec, records, metric_names, bertscore_model)
+    metrics = summarize(records, metric_names, seed=seed)
+    pred_rel = Path("predictions") / (key.replace(":", "_") + ".jsonl")
+    atomic_write_text(out_dir / pred_rel, "".join(json.dumps(r, default=str) + "\n" for r in records))
+    return {"task": spec.name, "type": spec.type, "mode": mode, "shots": shots, "n": len(records),
+            "path": str(path) if path else (f"builtin:{spec.builtin_data}" if spec.builtin_data else None),
+            "metrics": metrics, "predictions": str(pred_rel), "seconds": round(time.time() - t0, 2),
+            "notes": notes}
+
+
+class _BackendFactory:
+    def __init__(self, model, adapter, batch_size, dtype, api_model=None):
+        self.args = (model, adapter, batch_size, dtype, api_model)
+        self.model_id = f"{model}|{adapter}|{dtype}|{api_model}"
+        self.backend = None
+
+    def __call__(self):
+        from medllm.eval.backends import make_backend
+
+        if self.backend is None:
+            model, adapter, bs, dtype, api_model = self.args
+            self.backend = make_backend(model, adapter=adapter, batch_size=bs, dtype=dtype, api_model=api_model)
+        return self.backend
+
+
+def evaluate(model, tasks, out_dir, *, adapter=None, batch_size: int = 8, max_new_tokens: int = 128,
+             seed: int = 1234, label: str | None = None, safety: bool = False, forgetting: dict | None = None,
+             dtype: str = "auto", judge=None, api_model: str | None = None, bertscore_model: str | None = None,
+             report: bool = True) -> dict:
+    """See the module docstring of ``medllm.eval`` for the returned dict."""
+    from medllm.eval.report import write_reports
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    factory = _BackendFactory(model, adapter, batch_size, dtype, api_model)
+    result = {"model": str(model), "adapter": str(adapter) if adapter else None, "label": label or Path(str(model)).name,
+              "dtype": dtype, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {},
+              "skipped": {}, "safety": None, "forgetting": None}
+    for t in tasks:
+        spec = load_spec(t.task)
+        path = resolve_path(spec, t.path)
+        key = task_key(spec, _effective_mode(spec, t.mode), t.shots)
+        if path is not None and not path.exists() or (path is None and not spec.builtin_data):
+            if t.optional:
+                result["skipped"][key] = f"data not found: {path or spec.default_path}"
+                continue
+            raise TaskDataError(f"task '{spec.name}': data file not found: {path} ({spec.data_doc})")
+        log.info("eval %s on %s", key, model)
+        result["tasks"][key] = run_task(factory, spec, t.mode, t.shots, path, t.limit, out_dir,
+                                        max_new_tokens=max_new_tokens, seed=seed, judge=judge,
+                                        bertscore_model=bertscore_model)
+    if safety:
+        from medllm.eval.safety import run_safety
+
+        result["safety"] = run_safety(factory, out_dir, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if forgetting:
+        from medllm.eval.forgetting import run_forgetting
+
+        result["forgetting"] = run_forgetting(factory, **forgetting)
+    if factory.backend is not None:
+        result["dtype"] = getattr(factory.backend, "dtype", dtype)
+    atomic_write_json(out_dir / "results.json", result)
+    if report:
+        write_reports(result, out_dir)
+    return result
