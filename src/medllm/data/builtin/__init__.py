@@ -1,0 +1,28 @@
+"""Built-in demo sets from our medical knowledge base, addressable as ``builtin:demo/<kind>``."""
+from __future__ import annotations
+
+BUILTIN_SETS = ("demo/pretrain", "demo/sft", "demo/preference", "demo/mcq")
+BUILTIN_KINDS = {"demo/pretrain": "text", "demo/sft": "sft", "demo/preference": "preference", "demo/mcq": "mcq"}
+
+
+def builtin_records(name: str, seed: int = 0) -> list[dict]:
+    from medllm.data.builtin.mcq import mcq_records
+    from medllm.data.builtin.training import pretrain_records, preference_records, sft_records
+
+    name = name.removeprefix("builtin:")
+    makers = {"demo/pretrain": pretrain_records, "demo/sft": sft_records,
+              "demo/preference": preference_records, "demo/mcq": mcq_records}
+    if name not in makers:
+        raise KeyError(f"unknown built-in set '{name}' (have: {', '.join(BUILTIN_SETS)})")
+    return makers[name](seed=seed)
+
+
+def load_builtin(name: str, seed: int = 0):
+    """A built-in demo set as a canonical ``datasets.Dataset`` (deterministic for ``seed``)."""
+    from datasets import Dataset
+
+    from medllm.data.loader import features_for
+
+    name = name.removeprefix("builtin:")
+    records = builtin_records(name, seed)
+    return Dataset.from_list(records, features=features_for(BUILTIN_KINDS[name]))
