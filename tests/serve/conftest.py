@@ -3,14 +3,12 @@ run folder that records it, and a loopback uvicorn server."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from medllm.config.serve import SamplingDefaults, ServeConfig
+from serve_helpers import LoopbackServer
 
 
 @pytest.fixture(scope="session")
@@ -71,36 +69,6 @@ def make_client(served_run):
         c.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LoopbackServer:
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    limit_concurrency=None, timeout_keep_alive=30))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-
-
 @pytest.fixture()
 def loopback(served_run):
     """Start ``create_app(config, served_run)`` on 127.0.0.1; yields a starter."""
@@ -116,14 +84,3 @@ def loopback(served_run):
     yield start
     for s in servers:
         s.__exit__(None, None, None)
-
-
-def sse_events(text: str) -> list:
-    """Parse an SSE body into JSON payloads (``"[DONE]"`` kept as a string)."""
-    out = []
-    for block in text.split("\n\n"):
-        block = block.strip()
-        if block.startswith("data:"):
-            payload = block[5:].strip()
-            out.append(payload if payload == "[DONE]" else json.loads(payload))
-    return out
