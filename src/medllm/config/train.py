@@ -42,6 +42,8 @@ class StageBase(Section):
     log_every: int = Field(default=10, gt=0)
     seed: int | None = None
     max_samples: int | None = Field(default=None, gt=0)
+    length_grouping: bool = True
+    """Batch samples of similar length together (less padding, faster); off = plain shuffling."""
 
 
 class PretrainStage(StageBase):

@@ -33,7 +33,8 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
 
     # Length-grouped batches keep padding small; packed rows are already padding-free.
     args = training_args(ctx, has_eval=eval_rows is not None,
-                         train_sampling_strategy="random" if packed else "group_by_length")
+                         train_sampling_strategy="group_by_length" if ctx.cfg.length_grouping and not packed
+                         else "random")
     hist, cbs = callbacks(ctx)
     trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
                       data_collator=CausalCollator(tok.pad_token_id, packed=packed), processing_class=tok,

@@ -8,14 +8,34 @@ class StageDataError(ValueError):
     pass
 
 
+def _read_canonical(path: Path):
+    """Fallback when medllm.data is absent: a .jsonl/.json file already in canonical form."""
+    import json
+
+    from datasets import Dataset
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise StageDataError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+    else:
+        rows = json.loads(text)
+    return Dataset.from_list(rows)
+
+
 def _load_ref(ref: str):
     """A file path or ``builtin:`` set through the data area's loader (imported lazily)."""
-    from medllm.data import load_source  # the data area owns formats and file:line errors
-
-    if ref.startswith("builtin:"):
-        from medllm.data.builtin import load_builtin
-
-        return load_builtin(ref[len("builtin:"):])
+    try:
+        from medllm.data import load_source  # the data area owns formats and file:line errors
+    except ImportError:
+        if ref.startswith("builtin:"):
+            raise StageDataError(f"{ref}: built-in sets need the medllm.data package") from None
+        return _read_canonical(Path(ref).expanduser())
     return load_source(ref).dataset
 
 

@@ -1,0 +1,158 @@
+"""SFT throughput: medllm's sft stage vs TRL SFTTrainer with its default SFTConfig.
+
+Same model (smollm2-135m-instruct), same samples (first N of the shared medalpaca set,
+one user + one assistant turn), same number of optimizer steps (one epoch of
+steps x 8 samples). TRL gets prompt/completion records, so its default loss is on the
+completion only, like ours on the assistant turn. medllm uses TRL's default
+hyper-parameters (full fine-tuning, lr 2e-5, linear schedule, batch 8).
+
+Each side runs in its own subprocess (peak RSS is per side), back to back, with the load
+average recorded around each. Final loss is compared two ways: mean training loss of the
+last 5 steps, and held-out loss of both final models on the same 32 samples computed by
+one function. Writes bench/results/train_throughput.json.
+
+    .venv/bin/python bench/train_throughput.py [--steps 15] [--order ours,trl]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MEDLLM_SHARED_DATA", REPO.parent / "shared" / "data")) / "instruct" / "medalpaca"
+MODEL = "smollm2-135m-instruct"
+BATCH = 8  # TRL's default per_device_train_batch_size
+HELD_OUT = 32
+
+
+def records(n_train: int):
+    src = sorted(DATA.glob("*.json"))[0]
+    raw = json.loads(src.read_text())
+    rows = []
+    for r in raw:
+        user = (r["instruction"] + "\n\n" + r["input"]).strip() if r.get("input") else r["instruction"]
+        if r.get("output", "").strip():
+            rows.append({"user": user, "assistant": r["output"].strip()})
+    return rows[:n_train], rows[n_train:n_train + HELD_OUT]
+
+
+def held_out_loss(model, tok, rows) -> float:
+    """Token-weighted CE on assistant tokens, fp32, identical for both sides."""
+    import torch
+    import torch.nn.functional as F
+
+    from medllm.train.tokenize import IGNORE, tokenize_conversation
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for r in rows:
+            enc = tokenize_conversation(tok, [{"role": "user", "content": r["user"]},
+                                              {"role": "assistant", "content": r["assistant"]}], max_len=1024)
+            ids = torch.tensor([enc["input_ids"]])
+            labels = torch.tensor(enc["labels"][1:] + [IGNORE])
+            logits = model(input_ids=ids).logits[0].float()
+            keep = labels != IGNORE
+            total += F.cross_entropy(logits[keep], labels[keep], reduction="sum").item()
+            count += int(keep.sum())
+    return total / max(count, 1)
+
+
+def side_ours(steps: int, out: Path) -> dict:
+    from datasets import Dataset
+
+    from medllm.config.train import SFTStage
+    from medllm.models import load_causal_lm
+    from medllm.train import run_stage
+
+    train, held = records(steps * BATCH)
+    ds = Dataset.from_list([{"messages": [{"role": "user", "content": r["user"]},
+                                          {"role": "assistant", "content": r["assistant"]}]} for r in train])
+    stage = SFTStage(data=["bench"], adapter={"method": "full"}, lr=2e-5, lr_scheduler="linear", warmup_ratio=0.0,
+                     batch_size=BATCH, max_steps=steps, max_seq_len=1024, log_every=1)
+    res = run_stage("sft", stage, base_model=MODEL, datasets={"bench": ds}, out_dir=out / "ours", seed=42,
+                    resume=False)
+    m = res.metrics
+    model, tok = load_causal_lm(res.model_dir, dtype="float32", for_training=True)
+    losses = [x[1] for x in m["loss_history"]]
+    return {"tokens": m["tokens"], "seconds": m["seconds"], "tokens_per_s": m["tokens"] / m["seconds"],
+            "final_train_loss_last5": sum(losses[-5:]) / len(losses[-5:]), "loss_history": losses,
+            "held_out_loss": held_out_loss(model, tok, held)}
+
+
+def side_trl(steps: int, out: Path) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from medllm.models import load_causal_lm
+
+    train, held = records(steps * BATCH)
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["user"]}],
+                             "completion": [{"role": "assistant", "content": r["assistant"]}]} for r in train])
+    model, tok = load_causal_lm(MODEL, dtype="float32", for_training=True)
+    args = SFTConfig(output_dir=str(out / "trl"), max_steps=steps, use_cpu=True)  # defaults otherwise
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "final_train_loss_last5": sum(losses[-5:]) / max(len(losses[-5:]), 1), "loss_history": losses,
+            "logging_steps": args.logging_steps, "held_out_loss": held_out_loss(trainer.model, tok, held)}
+
+
+def child(side: str, steps: int, out: Path, result: Path) -> None:
+    os.environ.setdefault("MEDLLM_QUIET", "1")
+    import medllm  # noqa: F401  (offline guard before transformers)
+
+    load_before = os.getloadavg()
+    data = (side_ours if side == "ours" else side_trl)(steps, out)
+    data["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    data["loadavg_before"], data["loadavg_after"] = load_before, os.getloadavg()
+    result.write_text(json.dumps(data))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--order", default="ours,trl")
+    ap.add_argument("--side", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.side:
+        return child(a.side, a.steps, Path(a.out), Path(a.result))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="medllm-bench-") as tmp:
+        for side in a.order.split(","):
+            res = Path(tmp) / f"{side}.json"
+            subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(a.steps), "--out", tmp,
+                            "--result", str(res)], check=True)
+            results[side] = json.loads(res.read_text())
+            print(side, {k: v for k, v in results[side].items() if k != "loss_history"}, flush=True)
+    ours, trl = results["ours"], results["trl"]
+    summary = {
+        "model": MODEL, "steps": a.steps, "batch": BATCH, "data": str(DATA.name), "cpu_count": os.cpu_count(),
+        "speedup_tokens_per_s": ours["tokens_per_s"] / trl["tokens_per_s"],
+        "held_out_loss_rel_diff": (ours["held_out_loss"] - trl["held_out_loss"]) / trl["held_out_loss"],
+        "train_loss_last5_rel_diff": (ours["final_train_loss_last5"] - trl["final_train_loss_last5"])
+        / trl["final_train_loss_last5"],
+        "peak_rss_ratio": ours["peak_rss_mb"] / trl["peak_rss_mb"],
+        "ours": ours, "trl_default": trl, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    out = REPO / "bench" / "results" / "train_throughput.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("ours", "trl_default")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
