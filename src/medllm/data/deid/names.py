@@ -1,0 +1,53 @@
+"""Our name gazetteer (common US given names and surnames) and clinical name cues.
+The synthetic PHI generator draws partly from *other* name pools, so name recall measures
+the context cues (titles, labels, signatures, propagation) and not just this list."""
+FIRST_NAMES = frozenset("""
+James Mary John Patricia Robert Jennifer Michael Linda William Elizabeth David Barbara Richard Susan Joseph
+Jessica Thomas Sarah Charles Karen Christopher Nancy Daniel Lisa Matthew Betty Anthony Margaret Mark Sandra
+Donald Ashley Steven Kimberly Paul Emily Andrew Donna Joshua Michelle Kenneth Dorothy Kevin Carol Brian Amanda
+George Melissa Edward Deborah Ronald Stephanie Timothy Rebecca Jason Sharon Jeffrey Laura Ryan Cynthia Jacob
+Kathleen Gary Amy Nicholas Shirley Eric Angela Jonathan Helen Stephen Anna Larry Brenda Justin Pamela Scott
+Nicole Brandon Emma Benjamin Samantha Samuel Katherine Gregory Christine Frank Debra Alexander Rachel Raymond
+Catherine Patrick Carolyn Jack Janet Dennis Ruth Jerry Maria Tyler Heather Aaron Diane Jose Virginia Adam Julie
+Henry Joyce Nathan Victoria Douglas Olivia Zachary Kelly Peter Christina Kyle Lauren Walter Joan Ethan Evelyn
+Jeremy Judith Harold Megan Keith Cheryl Christian Andrea Roger Hannah Noah Martha Gerald Jacqueline Carl Frances
+Terry Gloria Sean Ann Austin Teresa Arthur Kathryn Lawrence Sara Jesse Janice Dylan Jean Bryan Alice Joe Madison
+Jordan Doris Billy Abigail Bruce Julia Albert Judy Willie Grace Gabriel Denise Logan Amber Alan Marilyn Juan
+Beverly Wayne Danielle Roy Theresa Ralph Sophia Randy Marie Eugene Diana Vincent Brittany Russell Natalie Elijah
+Isabella Louis Charlotte Bobby Rose Philip Alexis Johnny Kayla Wei Mei Hiroshi Yuki Priya Raj Ahmed Fatima
+Mohammed Aisha Carlos Sofia Luis Ana Miguel Lucia Omar Leila Ivan Olga Pierre Chloe Hans Greta Kwame Amara
+""".split())
+
+LAST_NAMES = frozenset("""
+Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson
+Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez Lewis Robinson
+Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera Campbell
+Mitchell Carter Roberts Gomez Phillips Evans Turner Diaz Parker Cruz Edwards Collins Reyes Stewart Morris
+Morales Murphy Cook Rogers Gutierrez Ortiz Morgan Cooper Peterson Bailey Reed Kelly Howard Ramos Kim Cox Ward
+Richardson Watson Brooks Chavez Wood James Bennett Gray Mendoza Ruiz Hughes Price Alvarez Castillo Sanders Patel
+Myers Long Ross Foster Jimenez Powell Jenkins Perry Russell Sullivan Bell Coleman Butler Henderson Barnes Gonzales
+Fisher Vasquez Simmons Romero Jordan Patterson Alexander Hamilton Graham Reynolds Griffin Wallace Moreno West
+Cole Hayes Bryant Herrera Gibson Ellis Tran Medina Aguilar Stevens Murray Ford Castro Marshall Owens Harrison
+Fernandez McDonald Woods Washington Kennedy Wells Vargas Henry Chen Freeman Webb Tucker Guzman Burns Crawford
+Olson Simpson Porter Hunter Gordon Mendez Silva Shaw Snyder Mason Dixon Munoz Hunt Hicks Holmes Palmer Wagner
+Black Robertson Boyd Rose Stone Salazar Fox Warren Mills Meyer Rice Schmidt Garza Daniels Ferguson Nichols
+Wang Li Zhang Liu Yamamoto Tanaka Sato Singh Kumar Shah Khan Ali Hassan Ivanov Dubois Muller Schneider Okafor
+""".split())
+
+TITLES = ("Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Nurse", "Sister")
+CREDENTIALS = ("MD", "DO", "RN", "NP", "PA-C", "PA", "PhD", "MBBS", "PharmD", "LPN", "CNA", "MSW")
+# words introducing a person's name in clinical notes (label: Name)
+NAME_LABELS = (
+    "patient", "pt", "name", "patient name", "attending", "resident", "fellow", "physician", "provider",
+    "signed by", "electronically signed by", "dictated by", "transcribed by", "referred by", "referring physician",
+    "pcp", "primary care", "cc", "contact", "emergency contact", "next of kin", "nok", "guardian", "witness",
+    "interpreter", "author", "seen by", "reviewed by", "consultant", "surgeon", "nurse", "caregiver",
+)
+# words that look like capitalised names in notes but are not
+NOT_NAMES = frozenset("""
+The A An He She His Her They Patient Pt Name Date Admission Discharge History Plan Assessment Diagnosis
+Hospital Clinic Medical Center Department Emergency Contact Phone Fax Email Address Street Road Avenue
+Blood Pressure Heart Rate Denies Reports Today Yesterday Tomorrow Monday Tuesday Wednesday Thursday Friday
+Saturday Sunday January February March April May June July August September October November December
+MD DO RN NP PA No Yes Mild Severe Type Chronic Acute Follow Up Signed Seen Reviewed Note Notes Labs
+""".split())

@@ -1,0 +1,225 @@
+"""Recognizers for the HIPAA Safe Harbor identifiers, on presidio-analyzer.
+
+presidio's own pattern recognizers (email, URL, IP, SSN) are reused; clinical ones are ours:
+labelled identifiers (MRN, health plan, account, licence, vehicle, device, other codes) return only the
+value after the label, phones become FAX when a fax label precedes them, and names come from
+titles, labels, signature lines, a gazetteer and document-wide propagation of names already found.
+Nothing here touches the network: tldextract uses its bundled suffix snapshot.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+
+from medllm.data.deid import names as N
+
+ENTITIES = ("NAME", "LOCATION", "ZIP", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "HEALTH_PLAN",
+            "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "URL", "IP", "ID")
+
+MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|"
+          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+DATE_PATTERNS = [
+    Pattern("mdy_numeric", r"\b(?:0?[1-9]|1[0-2])[/\-.](?:0?[1-9]|[12]\d|3[01])[/\-.](?:19|20)?\d{2}\b", 0.85),
+    Pattern("iso", r"\b(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b", 0.9),
+    Pattern("month_day_year", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?,?\s+(?:19|20)\d{{2}}\b", 0.9),
+    Pattern("day_month_year", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS},?\s+(?:19|20)\d{{2}}\b", 0.9),
+    Pattern("month_year", rf"\b{MONTHS}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 0.7),
+    Pattern("month_day", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\b", 0.6),
+    Pattern("day_month", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}(?!\w)", 0.6),
+    Pattern("md_numeric", r"(?<![\d/])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
+]
+PHONE_RE = re.compile(r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
+FAX_CUE = re.compile(r"\bfax\b|\bfacsimile\b|\bf:\s*$", re.I)
+ID_VALUE = r"([A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{4,})"
+LABELLED_IDS = [
+    ("MRN", r"\b(?:MRN|MR\s?#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
+    ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|beneficiary|medicaid|medicare|group)"
+                    r"(?:\s+(?:id|number|no\.?|#|beneficiary\s+number))+"),
+    ("ACCOUNT", r"\b(?:account|acct\.?|billing|financial|encounter|visit|claim)(?:\s+(?:id|number|no\.?|#))+"),
+    ("LICENSE", r"\b(?:(?:driver'?s?\s+)?licen[cs]e|DEA|NPI|certificate|registration|board\s+cert(?:ification)?)"
+                r"(?:\s+(?:id|number|no\.?|#))*"),
+    ("VEHICLE", r"\b(?:VIN|vehicle\s+(?:id|identification\s+number)|licen[cs]e\s+plate|plate(?:\s+(?:number|no\.?|#))?)"),
+    ("DEVICE", r"\b(?:serial(?:\s+(?:number|no\.?|#))?|S/N|device\s+(?:id|identifier|number)|UDI|implant\s+(?:id|serial)|"
+               r"lot(?:\s+(?:number|no\.?|#))?|model\s+(?:number|no\.?|#))"),
+    ("ID", r"\b(?:case|accession|specimen|sample|study|trial|requisition|order|patient|employee|badge|passport)"
+           r"(?:\s+(?:id|number|no\.?|#))+"),
+]
+
+
+class OfflineEmailRecognizer(PatternRecognizer):
+    """presidio's email patterns with a tldextract that only reads its bundled suffix list."""
+
+    def __init__(self):
+        from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+        super().__init__(supported_entity="EMAIL", patterns=EmailRecognizer.PATTERNS, name="email")
+
+    def validate_result(self, pattern_text: str):
+        return _tld_extract()(pattern_text.split("@")[-1]).suffix != ""
+
+
+@lru_cache(maxsize=1)
+def _tld_extract():
+    import tldextract
+
+    return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+
+class RegexRecognizer(EntityRecognizer):
+    """Base: subclasses yield (start, end, entity, score) from plain ``re`` so spans can be a group."""
+
+    def __init__(self, entities, name):
+        super().__init__(supported_entities=list(entities), name=name, supported_language="en")
+
+    def load(self) -> None:
+        pass
+
+    def spans(self, text: str):
+        raise NotImplementedError
+
+    def analyze(self, text, entities, nlp_artifacts=None):
+        return [RecognizerResult(e, s, t, sc) for s, t, e, sc in self.spans(text) if not entities or e in entities]
+
+
+class LabelledIdRecognizer(RegexRecognizer):
+    """``<label>[:#]? <value>``: the value is the identifier, the label stays."""
+
+    def __init__(self):
+        super().__init__([e for e, _ in LABELLED_IDS], "labelled_ids")
+        self.patterns = [(e, re.compile(label + r"\s*(?:[:#=]|is|was)?\s*#?\s*" + ID_VALUE, re.I))
+                         for e, label in LABELLED_IDS]
+
+    def spans(self, text):
+        for entity, rx in self.patterns:
+            for m in rx.finditer(text):
+                value = m.group(1)
+                if value.isalpha() and not value.isupper():
+                    continue  # an ordinary word after the label, not a code
+                if not any(ch.isdigit() for ch in value):
+                    continue
+                yield m.start(1), m.end(1), entity, 0.9
+
+
+class PhoneFaxRecognizer(RegexRecognizer):
+    def __init__(self):
+        super().__init__(["PHONE", "FAX"], "phone_fax")
+
+    def spans(self, text):
+        for m in PHONE_RE.finditer(text):
+            before = text[max(0, m.start() - 25):m.start()]
+            entity = "FAX" if FAX_CUE.search(before.split("\n")[-1]) else "PHONE"
+            yield m.start(), m.end(), entity, 0.85
+
+
+class AgeOver89Recognizer(RegexRecognizer):
+    RX = re.compile(r"\b(9\d|1[0-2]\d)(?=[\s-]*(?:years?|yrs?|y/?o|year-old|yo\b)|\s*(?:M|F)\b)", re.I)
+    RX2 = re.compile(r"\b(?:age|aged)\s*:?\s*(9\d|1[0-2]\d)\b", re.I)
+
+    def __init__(self):
+        super().__init__(["AGE"], "age_over_89")
+
+    def spans(self, text):
+        for rx in (self.RX, self.RX2):
+            for m in rx.finditer(text):
+                yield m.start(1), m.end(1), "AGE", 0.85
+
+
+class LocationRecognizer(RegexRecognizer):
+    STREET = re.compile(r"\b\d{1,6}\s+(?:[A-Z][a-z]+\.?\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
+                        r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Highway|Hwy|Parkway|Pkwy)\b\.?"
+                        r"(?:,?\s+(?:Apt|Unit|Suite|#)\.?\s*\w+)?")
+    CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),\s+([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
+    ZIP = re.compile(r"\b(?:ZIP|zip\s*code|postal\s*code)\s*:?\s*(\d{5}(?:-\d{4})?)\b", re.I)
+    LABELLED_PLACE = re.compile(r"\b(?:lives\s+in|resident\s+of|from|city|town|county|hometown|born\s+in|moved\s+to)"
+                                r"\s*:?\s+((?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|County))?)")
+
+    def __init__(self):
+        super().__init__(["LOCATION", "ZIP"], "location")
+
+    def spans(self, text):
+        for m in self.STREET.finditer(text):
+            yield m.start(), m.end(), "LOCATION", 0.8
+        for m in self.CITY_STATE_ZIP.finditer(text):
+            yield m.start(1), m.end(1), "LOCATION", 0.8
+            yield m.start(3), m.end(3), "ZIP", 0.9
+        for m in self.ZIP.finditer(text):
+            yield m.start(1), m.end(1), "ZIP", 0.9
+        for m in self.LABELLED_PLACE.finditer(text):
+            if m.group(1).split()[0] not in N.NOT_NAMES:
+                yield m.start(1), m.end(1), "LOCATION", 0.6
+
+
+_CAP = r"[A-Z][a-zA-Z'\-]+"
+_INITIAL = r"[A-Z]\."
+
+
+class NameRecognizer(RegexRecognizer):
+    """Names from context: titles, labels, signature lines and the gazetteer; then every other
+    occurrence of a found name token in the same document (document-wide propagation)."""
+
+    TITLE = re.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_CAP})?)")
+    LABEL = re.compile(rf"(?i:\b(?:{'|'.join(re.escape(l) for l in sorted(N.NAME_LABELS, key=len, reverse=True))}))"
+                       rf"\s*(?:[:\-]|is|was)?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+(?:{_INITIAL}\s*)?{_CAP}){{0,2}})")
+    SIGNATURE = re.compile(rf"((?:{_CAP}|{_INITIAL})(?:\s+(?:{_CAP}|{_INITIAL})){{1,2}}),?\s+(?:{'|'.join(N.CREDENTIALS)})\b")
+    PAIR = re.compile(rf"\b({_CAP})\s+((?:{_INITIAL}\s+)?)({_CAP})\b")
+    RELATION = re.compile(rf"\b(?:wife|husband|son|daughter|mother|father|sister|brother|partner|friend|spouse|"
+                          rf"caregiver|neighbor|neighbour|aunt|uncle|grandson|granddaughter)\s*,?\s+({_CAP}(?:\s+{_CAP})?)")
+
+    def __init__(self):
+        super().__init__(["NAME"], "names")
+
+    @staticmethod
+    def _trim(text: str, start: int, end: int):
+        """Drop trailing/leading non-name words picked up by the capitalised-word patterns."""
+        words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+        words = [w for w in words if text[w[0]:w[1]].strip(".,") not in N.NOT_NAMES]
+        return (words[0][0], words[-1][1]) if words else None
+
+    def spans(self, text):
+        found = []
+        for rx, group, score in ((self.TITLE, 1, 0.9), (self.LABEL, 1, 0.8), (self.SIGNATURE, 1, 0.85),
+                                 (self.RELATION, 1, 0.7)):
+            for m in rx.finditer(text):
+                span = self._trim(text, m.start(group), m.end(group))
+                if span:
+                    found.append((span[0], span[1], "NAME", score))
+        for m in self.PAIR.finditer(text):
+            first, last = m.group(1), m.group(3)
+            if (first in N.FIRST_NAMES and last not in N.NOT_NAMES) or \
+                    (last in N.LAST_NAMES and first not in N.NOT_NAMES and first in N.FIRST_NAMES | N.LAST_NAMES):
+                found.append((m.start(), m.end(), "NAME", 0.75))
+        yield from found
+        tokens = {t for s, e, *_ in found for t in re.findall(_CAP, text[s:e]) if t not in N.NOT_NAMES and len(t) > 1}
+        if tokens:
+            rx = re.compile(r"\b(" + "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)) + r")\b")
+            for m in rx.finditer(text):
+                yield m.start(), m.end(), "NAME", 0.6
+
+
+class RegexPatternRecognizer(PatternRecognizer):
+    pass
+
+
+def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
+    from presidio_analyzer.predefined_recognizers import IpRecognizer, UrlRecognizer, UsSsnRecognizer
+
+    recs: list[EntityRecognizer] = [
+        OfflineEmailRecognizer(),
+        UrlRecognizer(supported_entity="URL"),
+        IpRecognizer(supported_entity="IP"),
+        UsSsnRecognizer(supported_entity="SSN"),
+        # SSN-shaped numbers presidio rejects as invalid are still identifiers to remove
+        PatternRecognizer(supported_entity="SSN", name="ssn_shape",
+                          patterns=[Pattern("ssn", r"\b\d{3}-\d{2}-\d{4}\b", 0.6)]),
+        PatternRecognizer(supported_entity="VEHICLE", name="vin",
+                          patterns=[Pattern("vin", r"\b[A-HJ-NPR-Z0-9]{17}\b", 0.5)]),
+        PatternRecognizer(supported_entity="DATE", name="dates", patterns=DATE_PATTERNS),
+        LabelledIdRecognizer(), PhoneFaxRecognizer(), AgeOver89Recognizer(), LocationRecognizer(), NameRecognizer(),
+    ]
+    if ner_model:
+        from medllm.data.deid.ner import LocalNerRecognizer
+
+        recs.append(LocalNerRecognizer(ner_model))
+    return recs
