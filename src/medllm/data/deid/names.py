@@ -50,4 +50,8 @@ Hospital Clinic Medical Center Department Emergency Contact Phone Fax Email Addr
 Blood Pressure Heart Rate Denies Reports Today Yesterday Tomorrow Monday Tuesday Wednesday Thursday Friday
 Saturday Sunday January February March April May June July August September October November December
 MD DO RN NP PA No Yes Mild Severe Type Chronic Acute Follow Up Signed Seen Reviewed Note Notes Labs
+Abdomen Lungs Pain Vitals Wound Tolerating Symptoms Results Home Call Lives Moved Age Surgery Last Insulin
+Pacemaker Implant Specimen Study Policy Account Billing Driver Prescriber Licence License Vehicle Records Login
+Telehealth Social Medical Chart Insurance Health Her His Case Discussed Referred Admitted Discharged Email
+Stable Clear Soft Continue Current Unremarkable Diet Given Started Stopped Denied Noted Exam Physical
 """.split())

@@ -31,7 +31,7 @@ DATE_PATTERNS = [
     Pattern("md_numeric", r"(?<![\d/])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
 ]
 PHONE_RE = re.compile(r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
-FAX_CUE = re.compile(r"\bfax\b|\bfacsimile\b|\bf:\s*$", re.I)
+FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 ID_VALUE = r"([A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{4,})"
 LABELLED_IDS = [
     ("MRN", r"\b(?:MRN|MR\s?#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
@@ -132,7 +132,7 @@ class LocationRecognizer(RegexRecognizer):
                         r"(?:,?\s+(?:Apt|Unit|Suite|#)\.?\s*\w+)?")
     CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),\s+([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
     ZIP = re.compile(r"\b(?:ZIP|zip\s*code|postal\s*code)\s*:?\s*(\d{5}(?:-\d{4})?)\b", re.I)
-    LABELLED_PLACE = re.compile(r"\b(?:lives\s+in|resident\s+of|from|city|town|county|hometown|born\s+in|moved\s+to)"
+    LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|from|city|town|county|hometown|born\s+in|moved\s+to)"
                                 r"\s*:?\s+((?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|County))?)")
 
     def __init__(self):
@@ -153,16 +153,20 @@ class LocationRecognizer(RegexRecognizer):
 
 _CAP = r"[A-Z][a-zA-Z'\-]+"
 _INITIAL = r"[A-Z]\."
+_PARTICLE = r"(?i:van|der|den|de|la|von|del|di|da|le|bin|al)"
+_SURNAME = rf"(?:{_PARTICLE}\s+){{0,2}}{_CAP}"
 
 
 class NameRecognizer(RegexRecognizer):
     """Names from context: titles, labels, signature lines and the gazetteer; then every other
     occurrence of a found name token in the same document (document-wide propagation)."""
 
-    TITLE = re.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_CAP})?)")
+    TITLE = re.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_SURNAME})?)")
     LABEL = re.compile(rf"(?i:\b(?:{'|'.join(re.escape(l) for l in sorted(N.NAME_LABELS, key=len, reverse=True))}))"
-                       rf"\s*(?:[:\-]|is|was)?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+(?:{_INITIAL}\s*)?{_CAP}){{0,2}})")
+                       rf"\s*(?:[:\-]|is|was)?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+(?:{_INITIAL}\s*)?{_SURNAME}){{0,2}})")
     SIGNATURE = re.compile(rf"((?:{_CAP}|{_INITIAL})(?:\s+(?:{_CAP}|{_INITIAL})){{1,2}}),?\s+(?:{'|'.join(N.CREDENTIALS)})\b")
+    # "<Name> is a 54 year old ...": the classic opening line of a clinical note
+    AGE_OPENING = re.compile(rf"\b({_CAP}(?:\s+{_SURNAME}){{0,2}})\s+is\s+an?\s+\d{{1,3}}[\s-]*(?:year|yr|y/?o)")
     PAIR = re.compile(rf"\b({_CAP})\s+((?:{_INITIAL}\s+)?)({_CAP})\b")
     RELATION = re.compile(rf"\b(?:wife|husband|son|daughter|mother|father|sister|brother|partner|friend|spouse|"
                           rf"caregiver|neighbor|neighbour|aunt|uncle|grandson|granddaughter)\s*,?\s+({_CAP}(?:\s+{_CAP})?)")
@@ -174,13 +178,19 @@ class NameRecognizer(RegexRecognizer):
     def _trim(text: str, start: int, end: int):
         """Drop trailing/leading non-name words picked up by the capitalised-word patterns."""
         words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
-        words = [w for w in words if text[w[0]:w[1]].strip(".,") not in N.NOT_NAMES]
-        return (words[0][0], words[-1][1]) if words else None
+        keep = []
+        for w in words:  # stop at the first word that cannot be part of a name ("Patient: Ann Lee Abdomen soft")
+            if text[w[0]:w[1]].strip(".,") in N.NOT_NAMES:
+                if keep:
+                    break
+                continue
+            keep.append(w)
+        return (keep[0][0], keep[-1][1]) if keep else None
 
     def spans(self, text):
         found = []
         for rx, group, score in ((self.TITLE, 1, 0.9), (self.LABEL, 1, 0.8), (self.SIGNATURE, 1, 0.85),
-                                 (self.RELATION, 1, 0.7)):
+                                 (self.RELATION, 1, 0.7), (self.AGE_OPENING, 1, 0.7)):
             for m in rx.finditer(text):
                 span = self._trim(text, m.start(group), m.end(group))
                 if span:
@@ -188,7 +198,7 @@ class NameRecognizer(RegexRecognizer):
         for m in self.PAIR.finditer(text):
             first, last = m.group(1), m.group(3)
             if (first in N.FIRST_NAMES and last not in N.NOT_NAMES) or \
-                    (last in N.LAST_NAMES and first not in N.NOT_NAMES and first in N.FIRST_NAMES | N.LAST_NAMES):
+                    (last in N.LAST_NAMES and first not in N.NOT_NAMES):
                 found.append((m.start(), m.end(), "NAME", 0.75))
         yield from found
         tokens = {t for s, e, *_ in found for t in re.findall(_CAP, text[s:e]) if t not in N.NOT_NAMES and len(t) > 1}
