@@ -113,6 +113,8 @@ def _stage_problems(raw: dict, sources: dict[str, dict], check_files: bool) -> l
                 if stype in STAGE_DATA_KINDS and kind not in STAGE_DATA_KINDS[stype]:
                     out.append(Problem(f"{where}.data.{i}", f"a {stype} stage cannot train on '{ref}' "
                                                             f"(kind {kind}; needs {'/'.join(sorted(STAGE_DATA_KINDS[stype] - {'auto'}))})"))
+            elif ref == "mix" and isinstance(_d(_d(raw, "data"), "mix"), dict):
+                continue  # the mixture prepare_data builds from data.mix
             elif ref.startswith(BUILTIN_PREFIX):
                 out += _builtin_problems(f"{where}.data.{i}", ref)
             elif check_files and not expand_path(ref).exists():

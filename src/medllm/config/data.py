@@ -23,6 +23,8 @@ class DataSource(Section):
     group: str | None = None
     """Mixture group (e.g. biomedical / clinical / general) used by ``mix.weights``."""
     ranked_pairs: Literal["adjacent", "all"] = "adjacent"
+    skip_invalid: bool = False
+    """Keep going past bad rows (they are written with reasons to the data stage's rejects file)."""
 
 
 class CleanConfig(Section):
