@@ -77,3 +77,21 @@ def gguf_reader():
     import gguf
 
     return functools.lru_cache(maxsize=None)(lambda path: gguf.GGUFReader(path))
+
+
+@pytest.fixture(scope="session")
+def sharp_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """tiny-llama with every matrix scaled x6, in fp32: its greedy output is varied text
+    with clear top-1 margins, where the plain random model only repeats a newline."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(6)
+    out = tmp_path_factory.mktemp("sharp") / "sharp-tiny"
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
