@@ -225,19 +225,25 @@ def _build(reader: SourceReader, big: bool):
     if not big:
         rows = list(reader)
         return Dataset.from_list(rows, features=features_for(reader.kind)) if reader.kind else None
-    # Peek the first record so the schema is known, then let datasets stream the rest to Arrow.
-    it = iter(reader)
-    first = next(it, None)
-    if first is None:
-        return None
+    # datasets hashes the generator function and its kwargs (so they must pickle): the live iterator
+    # waits in a registry under a fresh key, and each load is new, so problems are always collected.
     from medllm.paths import medllm_home
 
-    def gen(nonce):  # nonce: each load is fresh, so problems are always collected
-        yield first
-        yield from it
+    key = uuid.uuid4().hex
+    _STREAMS[key] = iter(reader)
+    try:
+        ds = Dataset.from_generator(_stream_records, gen_kwargs={"key": key},
+                                    cache_dir=str(medllm_home() / "cache" / "datasets"))
+    finally:
+        _STREAMS.pop(key, None)
+    return ds.cast(features_for(reader.kind)) if reader.kind and len(ds) else (ds if len(ds) else None)
 
-    return Dataset.from_generator(gen, features=features_for(reader.kind), gen_kwargs={"nonce": uuid.uuid4().hex},
-                                  cache_dir=str(medllm_home() / "cache" / "datasets"))
+
+_STREAMS: dict[str, Iterator[dict]] = {}
+
+
+def _stream_records(key: str) -> Iterator[dict]:
+    yield from _STREAMS[key]
 
 
 def iter_records(path: str | Path, **kwargs: Any) -> tuple[SourceReader, Iterator[dict]]:
