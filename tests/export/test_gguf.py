@@ -144,3 +144,20 @@ def test_unknown_gguf_type(tiny_model_dir, tmp_path):
 
     with pytest.raises(ExportError, match="unknown GGUF type 'q3_k'"):
         export_gguf(tiny_model_dir, tmp_path / "x.gguf", gguf_type="q3_k")
+
+
+def test_tokenizer_metadata_equals_llama_cpps_own_conversion(gguf_exports, gguf_reader):
+    """tiny-llama uses the SmolLM2 tokenizer; the embedded SmolLM2 GGUF was written by
+    llama.cpp's converter, so its tokenizer fields are an independent reference."""
+    from medllm.models.convert import ConversionError, locate_embedded_gguf
+
+    try:
+        reference = gguf_reader(locate_embedded_gguf())
+    except ConversionError as exc:
+        pytest.skip(str(exc))
+    ours = gguf_reader(gguf_exports["f16"])
+    for key in ("tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+                "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                "tokenizer.ggml.padding_token_id", "tokenizer.ggml.unknown_token_id",
+                "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"):
+        assert ours.fields[key].contents() == reference.fields[key].contents(), key
