@@ -27,8 +27,9 @@ def extract_letter(output: str, choices: list[str]) -> int | None:
         return None
     cls = f"[{valid}]"
     # 1. the whole answer is a letter: "B", "(B)", "B.", "B) ..."
-    m = re.match(rf"^\(?({cls})\)?(?:[.):\s]|$)", text)
-    if m and (len(text) <= 3 or not re.match(r"^[A-Z][a-z]", text)):
+    # (a bare letter followed by a word, "A patient ..." or "A or B", is not a commitment)
+    m = re.match(rf"^\(?({cls})(?:\)|[.:]|\s*$)", text)
+    if m:
         return valid.index(m.group(1))
     # 2. an explicit cue: "The answer is (C)", "Answer: C"
     m = re.search(rf"{_ANSWER_CUE}\(?({cls})\)?(?![A-Za-z])", text, flags=re.IGNORECASE)
