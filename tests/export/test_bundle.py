@@ -78,9 +78,14 @@ def test_gguf_and_modelfile_carry_merged_weights_and_run_sampling(run_export, gg
 def test_cli_export_hf_and_safe_output_folder(tmp_path):
     runner = CliRunner()
     out = tmp_path / "exp"
-    result = runner.invoke(app, ["export", "tiny-llama", "--out", str(out), "--format", "hf"])
+    result = runner.invoke(app, ["export", "tiny-llama", "--out", str(out), "--format", "hf", "--dtype", "bfloat16"])
     assert result.exit_code == 0, result.output
-    assert (out / "hf" / "model.safetensors").is_file() and not list(out.glob("*.gguf"))
+    assert not list(out.glob("*.gguf"))
+    from safetensors import safe_open
+
+    with safe_open(out / "hf" / "model.safetensors", "pt") as f:
+        assert f.get_tensor("model.norm.weight").dtype.is_floating_point and \
+            str(f.get_tensor("model.norm.weight").dtype) == "torch.bfloat16"
     # an earlier export may be replaced ...
     result = runner.invoke(app, ["export", "tiny-llama", "--out", str(out), "--format", "hf"])
     assert result.exit_code == 0, result.output

@@ -70,7 +70,10 @@ def read_vocab(model_dir: str | Path, vocab_size: int) -> GGUFVocab:
     for added in tj.get("added_tokens", []):
         by_id[int(added["id"])] = added["content"]
         types[int(added["id"])] = 3 if added.get("special") else 4   # CONTROL / USER_DEFINED
-    n = max(vocab_size, max(by_id) + 1)
+    if max(by_id) + 1 > vocab_size:
+        raise ExportError(f"{tj_file}: the tokenizer has {max(by_id) + 1} tokens but the model's embedding only "
+                          f"{vocab_size} rows; resize the embeddings before exporting")
+    n = vocab_size
     tokens = [by_id.get(i, f"[PAD{i}]") for i in range(n)]
     token_types = [types.get(i, 1 if i in by_id else 5) for i in range(n)]   # NORMAL / UNUSED
     # tokenizers stores merges as "a b" (older files) or ["a", "b"] (newer files).
@@ -78,11 +81,13 @@ def read_vocab(model_dir: str | Path, vocab_size: int) -> GGUFVocab:
 
     tok = load_tokenizer(model_dir)
     special = {k: v for k in ("bos", "eos", "unk", "pad") if (v := _special_id(tok, k)) is not None}
-    probe = tok("a", add_special_tokens=True)["input_ids"]
+    # Does plain encoding add BOS/EOS? Compare with and without special tokens.
+    with_special = tok("a", add_special_tokens=True)["input_ids"]
+    extra = len(with_special) > len(tok("a", add_special_tokens=False)["input_ids"])
     return GGUFVocab(
         tokens=tokens, token_types=token_types, merges=merges, pre=pre, special_ids=special,
-        add_bos=bool(probe) and probe[0] == special.get("bos") and probe[0] != tok("a", add_special_tokens=False)["input_ids"][0],
-        add_eos=bool(probe) and probe[-1] == special.get("eos") and len(probe) > 1,
+        add_bos=extra and with_special[0] == special.get("bos"),
+        add_eos=extra and with_special[-1] == special.get("eos"),
         chat_template=tok.chat_template if isinstance(tok.chat_template, str) else None,
     )
 

@@ -3,6 +3,7 @@
 without peft or medllm."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def load_merged(model_dir: str | Path, adapter: str | Path | None = None):
     return model
 
 
+def _recorded_dtype(model_dir: Path) -> str:
+    """The dtype the base model's config.json records (loading overwrites it in memory)."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    recorded = str(cfg.get("dtype") or cfg.get("torch_dtype") or "float32")
+    return _DTYPES.get(recorded, "float32")
+
+
 def export_hf(model_dir: str | Path, out_dir: str | Path, *, adapter: str | Path | None = None,
               dtype: str = "auto", source: dict | None = None) -> Path:
     """Write the (merged) model to ``out_dir`` as a standalone HF folder, atomically.
@@ -50,8 +58,8 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, *, adapter: str | Path
     model_dir = Path(model_dir)
     if dtype != "auto" and dtype not in _DTYPES:
         raise ExportError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    target = _DTYPES.get(dtype) or _recorded_dtype(model_dir)
     model = load_merged(model_dir, adapter)
-    target = _DTYPES.get(dtype) or str(getattr(model.config, "dtype", None) or "float32").replace("torch.", "")
     model = model.to(getattr(torch, target))
     tok = load_tokenizer(model_dir)
     out_dir = Path(out_dir)
