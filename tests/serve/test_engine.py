@@ -133,3 +133,24 @@ def test_bf16_engine_runs(tiny_model_dir):
             assert events[-1].kind == "done" and events[-1].completion_tokens > 0
     finally:
         engine.stop()
+
+
+def test_top_k_top_p_sampler_matches_hf_warpers():
+    """Our k-best sampler draws from the same distribution as HF's TopK+TopP warpers."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from medllm.serve.sampling import RowSampler
+
+    torch.manual_seed(0)
+    logits = torch.randn(300)
+    params = SamplingParams(temperature=0.7, top_k=20, top_p=0.8, repetition_penalty=1.0, seed=0)
+    scores = logits.unsqueeze(0)
+    for w in (TemperatureLogitsWarper(0.7), TopKLogitsWarper(20), TopPLogitsWarper(0.8)):
+        scores = w(None, scores)
+    hf_support = set(torch.nonzero(torch.isfinite(scores[0])).flatten().tolist())
+    hf_probs = torch.softmax(scores[0], -1)
+    sampler = RowSampler(params)
+    draws = [sampler.next_token(logits, torch.tensor([], dtype=torch.long)) for _ in range(3000)]
+    assert set(draws) <= hf_support and len(set(draws)) > 1
+    top = int(hf_probs.argmax())
+    assert abs(draws.count(top) / len(draws) - float(hf_probs[top])) < 0.05

@@ -117,7 +117,9 @@ class BatchingEngine:
         if req.adapter is not None and req.adapter not in self.adapters:
             raise ValueError(f"unknown adapter {req.adapter!r}")
         with self._cond:
-            if len(self._pending) >= self.max_queue:
+            # capacity = a full batch running + max_queue waiting; beyond that, 429
+            if len(self._pending) >= self.max_queue or \
+                    len(self._pending) + len(self._seqs) >= self.max_queue + self.max_batch:
                 self.stats["rejected_queue_full_total"] += 1
                 raise QueueFull(f"queue full ({self.max_queue} waiting)")
             self._pending.append(req)
