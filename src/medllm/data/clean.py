@@ -129,7 +129,9 @@ def _shingles(text: str, k: int = 5) -> set[bytes]:
 
 
 class NearDuplicateFinder:
-    """MinHash over character 5-gram shingles + LSH (datasketch); first occurrence wins."""
+    """MinHash over character 5-gram shingles + LSH (datasketch); first occurrence wins.
+    The LSH bands are tuned for recall (few missed duplicates) and every candidate is then verified
+    against the threshold with the stored signatures (so recall-tuning adds no false removals)."""
 
     def __init__(self, threshold: float = 0.85, num_perm: int = 128, seed: int = 1):
         import zlib
@@ -137,10 +139,10 @@ class NearDuplicateFinder:
         from datasketch import MinHashLSH
 
         self.hashfunc = zlib.crc32  # C speed; datasketch's default sha1 per shingle dominated the runtime
-
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.threshold = threshold
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
         self.num_perm, self.seed = num_perm, seed
-        self.count = 0
+        self.signatures: list = []  # uint32 arrays, 4 bytes x num_perm per kept document
 
     def seen(self, texts: list[str]) -> list[str | None]:
         """For each text (in order): the key of an earlier near-duplicate, or None (then it is indexed)."""
@@ -151,12 +153,14 @@ class NearDuplicateFinder:
         out = []
         for mh in hashes:
             lean = LeanMinHash(mh)
-            match = self.lsh.query(lean)
-            if match:
-                out.append(match[0])
+            sig = lean.hashvalues
+            match = next((k for k in self.lsh.query(lean)
+                          if (self.signatures[int(k)] == sig).mean() >= self.threshold), None)
+            if match is not None:
+                out.append(match)
                 continue
-            key = str(self.count)
-            self.count += 1
+            key = str(len(self.signatures))
+            self.signatures.append(sig)
             self.lsh.insert(key, lean)
             out.append(None)
         return out

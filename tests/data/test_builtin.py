@@ -1,0 +1,82 @@
+"""The built-in demo knowledge base and its generators."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from medllm.data.builtin import BUILTIN_SETS, builtin_records, load_builtin
+from medllm.data.builtin.kb import ATTRIBUTES, load_kb
+from medllm.data.formats import sample_text
+
+
+def test_kb_has_150_referenced_entries():
+    kb = load_kb()
+    entries = [(cat, e) for cat in ATTRIBUTES for e in kb[cat]]
+    assert len(entries) >= 150
+    for cat, e in entries:
+        assert e["ref"].strip(), e
+        assert all(e[a].strip() for a in ATTRIBUTES[cat]), e
+    names = [e["name"].lower() for _, e in entries]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("name", BUILTIN_SETS)
+def test_generators_are_deterministic_per_seed(name):
+    a, b, c = builtin_records(name, seed=3), builtin_records(name, seed=3), builtin_records(name, seed=4)
+    assert a == b and len(a) > 0
+    assert a != c
+
+
+def test_kinds_and_schema():
+    kinds = {n: load_builtin(n) for n in BUILTIN_SETS}
+    assert kinds["demo/pretrain"].column_names == ["text", "source"]
+    assert set(kinds["demo/preference"].column_names) == {"prompt", "chosen", "rejected", "source"}
+    sft = kinds["demo/sft"]
+    assert any(sum(m["role"] == "user" for m in r["messages"]) > 1 for r in sft)  # multi-turn present
+    assert any(sum(m["role"] == "user" for m in r["messages"]) == 1 for r in sft)
+
+
+def test_samples_are_short(tiny_tokenizer):
+    for name in ("demo/pretrain", "demo/sft", "demo/preference"):
+        lengths = [len(tiny_tokenizer(sample_text(r))["input_ids"]) for r in builtin_records(name)]
+        assert max(lengths) < 200, name
+
+
+def test_mcq_items_are_well_formed():
+    items = builtin_records("demo/mcq", seed=0)
+    assert 280 <= len(items) <= 320
+    assert len({i["id"] for i in items}) == len(items)
+    for it in items:
+        assert len(it["choices"]) == 4 and len(set(it["choices"])) == 4
+        assert 0 <= it["answer"] < 4
+    answers = [it["answer"] for it in items]
+    assert max(answers.count(k) for k in range(4)) < 0.4 * len(items)  # the position is shuffled
+    # same questions for every seed (comparable scores), only the answer position moves
+    other = builtin_records("demo/mcq", seed=9)
+    assert [i["question"] for i in other] == [i["question"] for i in items]
+    assert [i["choices"][i["answer"]] for i in other] == [i["choices"][i["answer"]] for i in items]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def test_mcq_questions_never_appear_in_training_sets():
+    training = " ".join(" ".join(_words(sample_text(r))) for n in ("demo/pretrain", "demo/sft", "demo/preference")
+                        for seed in (0, 1) for r in builtin_records(n, seed=seed))
+    training = f" {training} "
+    for it in builtin_records("demo/mcq"):
+        q = _words(it["question"])
+        assert f" {' '.join(q)} " not in training, it["question"]
+        for i in range(len(q) - 7):
+            span = " ".join(q[i:i + 8])
+            assert f" {span} " not in training, (it["question"], span)
+
+
+def test_preference_pairs_differ_and_include_safety():
+    recs = builtin_records("demo/preference")
+    assert all(r["chosen"][0]["content"] != r["rejected"][0]["content"] for r in recs)
+    urgent = [r for r in recs if "emergency" in r["chosen"][0]["content"].lower()
+              and "emergency" not in r["rejected"][0]["content"].lower()]
+    assert len(urgent) >= 50
