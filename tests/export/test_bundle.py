@@ -99,3 +99,14 @@ def test_cli_export_hf_and_safe_output_folder(tmp_path):
     result = runner.invoke(app, ["export", "tiny-llama", "--out", str(tmp_path / "x"), "--format", "onnx"])
     assert result.exit_code == 1 and "unknown export format 'onnx'" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_format_selection():
+    from medllm.export import ExportError
+    from medllm.export.bundle import _parse_formats
+
+    assert _parse_formats("all") == ["hf", "gguf", "ollama"]
+    assert _parse_formats("ollama") == ["gguf", "ollama"]   # a Modelfile needs its GGUF
+    assert _parse_formats("GGUF, hf") == ["hf", "gguf"]
+    with pytest.raises(ExportError, match="no export format"):
+        _parse_formats(",")
