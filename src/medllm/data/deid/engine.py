@@ -70,6 +70,9 @@ class Deidentifier:
         return out.text, audit
 
 
+FIELD_SEP = "\n\n\u2063\u00b6\u2063\n\n"  # joins a record's fields; nothing a recognizer matches across
+
+
 def deidentify_dataset(ds, cfg, *, doc_key_column: str | None = None):
     """De-identify every text field of a canonical dataset (text, message contents, prompt/chosen/rejected).
     ``cfg`` is medllm.config.data.DeidConfig. Returns ``(dataset, audit rows, counts per entity)``."""
@@ -80,21 +83,42 @@ def deidentify_dataset(ds, cfg, *, doc_key_column: str | None = None):
     audit: list[dict] = []
     counts: Counter[str] = Counter()
 
-    def fix(text: str, key: str) -> str:
-        new, spans = deid.deidentify(text, key)
-        for s in spans:
-            counts[s["entity"]] += 1
-        audit.extend(spans)
-        return new
-
     def one(row: dict, idx: int) -> dict:
+        """All text fields of a record are de-identified as one document, so a name found in one
+        turn ("I am John Smith") is also removed where it appears alone in another ("Thanks John")."""
         key = str(row.get(doc_key_column)) if doc_key_column and row.get(doc_key_column) else str(idx)
-        out = {}
+        fields: list[tuple[str, int | None]] = []
+        texts: list[str] = []
         if "text" in row:
-            out["text"] = fix(row["text"], key)
+            fields.append(("text", None))
+            texts.append(row["text"])
         for col in ("messages", "prompt", "chosen", "rejected"):
-            if col in row:
-                out[col] = [{"role": m["role"], "content": fix(m["content"], key)} for m in row[col]]
+            for j, m in enumerate(row.get(col) or []):
+                fields.append((col, j))
+                texts.append(m["content"])
+        new_text, spans = deid.deidentify(FIELD_SEP.join(texts), key)
+        pieces = new_text.split(FIELD_SEP)
+        if len(pieces) != len(texts):  # a replacement swallowed a separator: fall back to field by field
+            pieces, spans = [], []
+            for t in texts:
+                piece, sp = deid.deidentify(t, key)
+                pieces.append(piece)
+                spans += sp
+        starts = [0]
+        for piece in pieces[:-1]:
+            starts.append(starts[-1] + len(piece) + len(FIELD_SEP))
+        for sp in spans:
+            counts[sp["entity"]] += 1
+            f = max(i for i, st in enumerate(starts) if st <= sp["start"]) if len(pieces) == len(texts) else 0
+            col, j = fields[f] if fields else ("text", None)
+            audit.append(dict(sp, start=sp["start"] - starts[f], end=sp["end"] - starts[f], field=col,
+                              **({"turn": j} if j is not None else {})))
+        out = {}
+        for (col, j), piece in zip(fields, pieces):
+            if j is None:
+                out[col] = piece
+            else:
+                out.setdefault(col, [dict(m) for m in row[col]])[j]["content"] = piece
         return out
 
     rows = [one(r, i) for i, r in enumerate(ds)]

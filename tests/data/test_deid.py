@@ -1,0 +1,84 @@
+"""De-identification: recall on the synthetic corpus, consistency, audit privacy, offline operation."""
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from medllm.data.deid.engine import Deidentifier
+from medllm.data.deid.evaluate import evaluate_deid
+from medllm.data.deid.synth import synth_corpus
+
+HIGH_RECALL = ("DATE", "PHONE", "FAX", "EMAIL", "SSN", "MRN", "URL", "IP", "ACCOUNT", "LICENSE", "DEVICE",
+               "HEALTH_PLAN", "VEHICLE", "AGE", "ZIP")
+
+
+@pytest.fixture(scope="module")
+def deid():
+    return Deidentifier()
+
+
+def test_deid_eval_on_500_notes_meets_targets(deid):
+    report = evaluate_deid(synth_corpus(500, seed=11), deid)
+    per = report["per_type"]
+    for e in HIGH_RECALL:
+        assert per[e]["gold"] > 30 and per[e]["recall"] >= 0.99, (e, per[e], report["missed_examples"].get(e))
+    assert per["NAME"]["recall"] >= 0.90, report["missed_examples"].get("NAME")
+    assert report["overall"]["precision"] >= 0.9
+
+
+def test_no_identifier_survives_and_dates_shift_consistently(deid):
+    text = ("Patient: Rosalind Whitfield, MRN: 44812093. Admitted 03/14/2021 and discharged 03/20/2021. "
+            "Mrs. Whitfield can be reached at (415) 555-2671 or rosalind.w@gmail.com. SSN 212-44-9087. "
+            "She is 94 years old. Fax: 415-555-9911.")
+    new, audit = deid.deidentify(text, doc_key="patient-7")
+    for secret in ("Rosalind", "Whitfield", "44812093", "03/14/2021", "555-2671", "rosalind.w@gmail.com",
+                   "212-44-9087", "94 years", "555-9911"):
+        assert secret not in new, (secret, new)
+    assert "90+ years old" in new
+    import datetime as dt
+
+    d1, d2 = [dt.datetime.strptime(d, "%m/%d/%Y") for d in re.findall(r"\d{2}/\d{2}/\d{4}", new)]
+    assert (d2 - d1).days == 6  # the interval survives the shift
+    again, _ = deid.deidentify(text, doc_key="patient-7")
+    other, _ = deid.deidentify(text, doc_key="patient-8")
+    assert again == new and other != new  # consistent per patient, different across patients
+    assert all("original" not in a for a in audit)
+    for a in audit:  # audit spans point at the replacement text in the output
+        assert 0 <= a["start"] < a["end"] <= len(new)
+
+
+def test_mask_mode_and_originals_only_on_request():
+    d = Deidentifier(mode="mask", keep_originals=True)
+    new, audit = d.deidentify("Seen by Dr. Abernathy on March 3, 2020; call 212-555-0199.", "x")
+    assert "[NAME]" in new and "[PHONE]" in new and "2020" in new and "March" not in new
+    assert {a["original"] for a in audit} >= {"Abernathy", "212-555-0199"}
+
+
+def test_no_network_access(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("de-identification tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    from medllm.data.deid.recognizers import _tld_extract
+
+    _tld_extract.cache_clear()
+    new, audit = Deidentifier().deidentify("Write to someone.new@hospital-mail.co.uk or see https://records.example.com/x", "n")
+    assert {a["entity"] for a in audit} == {"EMAIL", "URL"}
+
+
+def test_deidentify_dataset_keeps_schema():
+    from datasets import Dataset
+
+    from medllm.config.data import DeidConfig
+    from medllm.data.deid.engine import deidentify_dataset
+    from medllm.data.loader import features_for
+
+    ds = Dataset.from_list([{"messages": [{"role": "user", "content": "I am John Smith, born 04/02/1961."},
+                                          {"role": "assistant", "content": "Thanks John."}], "source": "s"}],
+                           features=features_for("sft"))
+    new, audit, counts = deidentify_dataset(ds, DeidConfig(enabled=True))
+    assert new.features == ds.features
+    assert "John" not in str(new[0]["messages"]) and counts["NAME"] >= 2 and counts["DATE"] == 1
