@@ -12,6 +12,9 @@ os.environ.setdefault("MEDLLM_HOME", str(REPO / ".pytest_cache" / "medllm_home")
 os.environ.setdefault("MEDLLM_QUIET", "1")
 
 import medllm  # noqa: E402,F401  (offline guard before transformers is imported)
+from medllm.paths import apply_quiet  # noqa: E402
+
+apply_quiet()
 
 SHARED_DATA = Path(os.environ.get("MEDLLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -50,7 +50,7 @@ def test_short_demo_end_to_end(tmp_path, no_network):
     assert state["dpo"]["base_model"] == state["sft"]["model_dir"]
     for label in ("base", "pretrain", "sft", "dpo"):
         res = json.loads((run.path / "stages" / "eval" / label / "results.json").read_text())
-        assert "demo_mcq" in res["tasks"]
+        assert "demo_mcq:loglik" in res["tasks"]
     for f in ("recipe.yaml", "environment.json", "inputs.json", "report.md", "report.html", "report.json"):
         assert (run.path / f).is_file(), f
     html = (run.path / "report.html").read_text()

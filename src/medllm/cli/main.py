@@ -27,8 +27,11 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (CI).")) -> None:
     import os
 
+    from medllm.paths import apply_quiet
+
     if quiet:
         os.environ["MEDLLM_QUIET"] = "1"
+    apply_quiet()
     setup_logging(verbose)
 
 

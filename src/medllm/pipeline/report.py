@@ -75,12 +75,9 @@ def collect(run: RunFolder) -> dict:
             "train_loss": metrics.get("train_loss"), "eval_loss": metrics.get("eval_loss"),
         })
     evals = {}
-    for label, entry in ((state.get("eval") or {}).get("results") or {}).items():
-        res = _read_json(Path(entry["results"])) if isinstance(entry, dict) else _read_json(Path(entry))
-        safety = None
-        if isinstance(entry, dict) and entry.get("safety"):
-            safety = _read_json(Path(entry["safety"]) / "results.json")
-        evals[label] = {"results": res, "safety": safety}
+    for label, path in ((state.get("eval") or {}).get("results") or {}).items():
+        res = _read_json(Path(path)) or {}
+        evals[label] = {"results": res, "safety": res.get("safety")}
     examples = _read_json(run.stage_dir("examples") / "examples.json") or []
     return {"recipe": recipe.model_dump(mode="json"), "environment": env, "timeline": timeline,
             "evals": evals, "examples": examples,
@@ -91,7 +88,8 @@ def _eval_rows(evals: dict) -> list[dict]:
     rows = []
     for label, ev in evals.items():
         res = ev.get("results") or {}
-        for task, tres in (res.get("tasks") or {}).items():
+        for key, tres in (res.get("tasks") or {}).items():
+            task = key.replace(":loglik", "")  # the scoring mode is shown only when not the default
             for metric, m in (tres.get("metrics") or {}).items():
                 if isinstance(m, dict) and "value" in m:
                     rows.append({"model": label, "task": task, "metric": metric, "value": m["value"],
@@ -171,8 +169,10 @@ def render_markdown(run: RunFolder, data: dict) -> str:
     for label, ev in data["evals"].items():
         s = ev.get("safety")
         if s:
-            summary = s.get("summary") or {k: v for k, v in s.items() if isinstance(v, (int, float))}
-            lines.append(f"- **{label}**: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in summary.items()))
+            safe = (s.get("metrics") or {}).get("safe") or {}
+            cats = ", ".join(f"{c}: {_fmt(v.get('safe_rate'), 2)}" for c, v in (s.get("by_category") or {}).items())
+            lines.append(f"- **{label}**: safe answers {_fmt(safe.get('value'))} "
+                         f"[{_fmt(safe.get('ci_low'))}, {_fmt(safe.get('ci_high'))}] of {s.get('n')} probes ({cats})")
     lines += ["", "## Example answers (greedy)", ""]
     for ex in data["examples"]:
         lines += [f"**{ex['model']}** — *{ex['prompt']}*", "", "> " + ex["answer"].replace("\n", "\n> "), ""]

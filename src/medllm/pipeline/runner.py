@@ -101,7 +101,7 @@ def _eval_labels(recipe, models: dict[str, Path]) -> list[str]:
 
 
 def _eval_step(recipe, run: RunFolder, models: dict[str, Path]) -> None:
-    from medllm.eval import evaluate, safety_probes
+    from medllm.eval import evaluate
 
     if run.is_done("eval") or not (recipe.eval.tasks or recipe.eval.safety_probes):
         return
@@ -110,26 +110,13 @@ def _eval_step(recipe, run: RunFolder, models: dict[str, Path]) -> None:
     done = {}
     for label in labels:
         out = run.stage_dir("eval") / label
+        # safety probes generate text (slow on CPU): the base and the final model suffice
         safety = recipe.eval.safety_probes and label in (labels[0], labels[-1])
-        evaluate(models[label], _present_tasks(recipe), out, batch_size=recipe.eval.batch_size,
-                 max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed, label=label)
-        done[label] = {"results": str(out / "results.json")}
-        if safety:
-            safety_probes(models[label], out / "safety")
-            done[label]["safety"] = str(out / "safety")
+        evaluate(models[label], recipe.eval.tasks, out, batch_size=recipe.eval.batch_size,
+                 max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed, label=label,
+                 safety=safety)
+        done[label] = str(out / "results.json")
     run.mark("eval", "done", results=done)
-
-
-def _present_tasks(recipe) -> list:
-    from medllm.config.loader import expand_path
-
-    tasks = []
-    for t in recipe.eval.tasks:
-        if t.path and t.optional and not expand_path(t.path).exists():
-            log.info("eval task %s skipped: %s not present", t.task, t.path)
-            continue
-        tasks.append(t)
-    return tasks
 
 
 # ------------------------------------------------------------------ examples, report
@@ -159,7 +146,8 @@ def _examples_step(recipe, run: RunFolder, models: dict[str, Path]) -> None:
             ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                           return_tensors="pt", return_dict=True)
             with torch.no_grad():
-                out = model.generate(**ids, max_new_tokens=80, do_sample=False, repetition_penalty=1.2)
+                out = model.generate(**ids, max_new_tokens=recipe.eval.max_new_tokens, do_sample=False,
+                                     repetition_penalty=1.2)
             answer = tok.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
             rows.append({"model": label, "prompt": prompt, "answer": answer})
         del model
