@@ -82,3 +82,10 @@ def test_deidentify_dataset_keeps_schema():
     new, audit, counts = deidentify_dataset(ds, DeidConfig(enabled=True))
     assert new.features == ds.features
     assert "John" not in str(new[0]["messages"]) and counts["NAME"] >= 2 and counts["DATE"] == 1
+
+
+def test_dialogue_and_eponyms_are_not_identifiers(deid):
+    """False positives seen on real doctor-patient dialogues: speaker labels, eponyms, run-together sentences."""
+    text = ("Doctor: You may be suffering from Sick Sinus Syndrome. The first test is a urinalysis.Patient: Okay, doctor. "
+            "What next?Doctor: For Wilson disease, we check copper. Patient: Yeah, I try to eat well.")
+    assert deid.analyze(text) == []

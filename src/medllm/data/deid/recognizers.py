@@ -60,6 +60,26 @@ class OfflineEmailRecognizer(PatternRecognizer):
         return _tld_extract()(pattern_text.split("@")[-1]).suffix != ""
 
 
+class PlausibleUrlRecognizer(PatternRecognizer):
+    """presidio's URL patterns, minus run-together sentences ("the diagnosis.Patient: ...") that
+    look like domains: a bare host needs a lowercase known suffix."""
+
+    def __init__(self):
+        from presidio_analyzer.predefined_recognizers import UrlRecognizer
+
+        base = UrlRecognizer()
+        super().__init__(supported_entity="URL", patterns=base.patterns, name="url")
+
+    def validate_result(self, pattern_text: str):
+        if "://" in pattern_text or pattern_text.lower().startswith("www."):
+            return True
+        host = pattern_text.split("/")[0]
+        labels = host.split(".")
+        if any(label[:1].isupper() for label in labels[1:]):
+            return False
+        return _tld_extract()(host).suffix != ""
+
+
 @lru_cache(maxsize=1)
 def _tld_extract():
     import tldextract
@@ -132,7 +152,7 @@ class LocationRecognizer(RegexRecognizer):
                         r"(?:,?\s+(?:Apt|Unit|Suite|#)\.?\s*\w+)?")
     CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),\s+([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
     ZIP = re.compile(r"\b(?:ZIP|zip\s*code|postal\s*code)\s*:?\s*(\d{5}(?:-\d{4})?)\b", re.I)
-    LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|from|city|town|county|hometown|born\s+in|moved\s+to)"
+    LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|city|town|county|hometown|born\s+in|moved\s+to)"
                                 r"\s*:?\s+((?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|County))?)")
 
     def __init__(self):
@@ -171,6 +191,9 @@ class NameRecognizer(RegexRecognizer):
     RELATION = re.compile(rf"\b(?:wife|husband|son|daughter|mother|father|sister|brother|partner|friend|spouse|"
                           rf"caregiver|neighbor|neighbour|aunt|uncle|grandson|granddaughter)\s*,?\s+({_CAP}(?:\s+{_CAP})?)")
 
+    EPONYM = re.compile(r"(?:'s?)?\s+(?:disease|syndrome|sign|palsy|test|scale|criteria|score|manoeuvre|maneuver|"
+                        r"reflex|law|phenomenon|hyperthyroidism|sarcoma|lymphoma|ulcer|fracture)\b", re.I)
+
     def __init__(self):
         super().__init__(["NAME"], "names")
 
@@ -200,6 +223,8 @@ class NameRecognizer(RegexRecognizer):
             if (first in N.FIRST_NAMES and last not in N.NOT_NAMES) or \
                     (last in N.LAST_NAMES and first not in N.NOT_NAMES):
                 found.append((m.start(), m.end(), "NAME", 0.75))
+        # eponyms are diseases, not people: "Wilson disease", "Bell's palsy", "Graves' hyperthyroidism"
+        found = [f for f in found if not self.EPONYM.match(text, f[1])]
         yield from found
         tokens = {t for s, e, *_ in found for t in re.findall(_CAP, text[s:e]) if t not in N.NOT_NAMES and len(t) > 1}
         if tokens:
@@ -213,11 +238,11 @@ class RegexPatternRecognizer(PatternRecognizer):
 
 
 def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
-    from presidio_analyzer.predefined_recognizers import IpRecognizer, UrlRecognizer, UsSsnRecognizer
+    from presidio_analyzer.predefined_recognizers import IpRecognizer, UsSsnRecognizer
 
     recs: list[EntityRecognizer] = [
         OfflineEmailRecognizer(),
-        UrlRecognizer(supported_entity="URL"),
+        PlausibleUrlRecognizer(),
         IpRecognizer(supported_entity="IP"),
         UsSsnRecognizer(supported_entity="SSN"),
         # SSN-shaped numbers presidio rejects as invalid are still identifiers to remove
