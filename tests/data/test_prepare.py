@@ -34,7 +34,7 @@ def test_prepare_data_loads_cleans_deids_and_mixes(tmp_path, jsonl, tiny_model_d
     assert manifest["sources"]["clinical"]["removed"] == {"exact_duplicate": 1}
     assert manifest["mix"]["achieved_ratio"] == {"clinical": 0.5, "general": 0.5}
     assert (stage / "deid_audit.jsonl").read_text().count('"NAME"') >= 20
-    assert (stage / "datasets" / "mix").is_dir()
+    assert (stage / "clinical.clean_report.json").is_file() and (stage / "mix_manifest.json").is_file()
 
 
 def test_recipe_may_train_on_mix():

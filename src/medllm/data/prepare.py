@@ -1,12 +1,12 @@
 """``prepare_data(recipe, run)``: the pipeline's data stage. Every source is loaded and validated,
 cleaned (``data.clean``), de-identified (``data.deid.enabled``) and, with ``data.mix``, mixed into
-"mix". Reports, manifests, rejects, the deid audit and the datasets themselves go to
-``run.stage_dir("data")``."""
+"mix". Reports, manifests, rejects and the deid audit go to ``run.stage_dir("data")``
+(the pipeline runner saves the returned datasets there for resume)."""
 from __future__ import annotations
 
 import logging
 
-from medllm.io import atomic_dir, atomic_write_json, sha256_file
+from medllm.io import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,5 @@ def prepare_data(recipe, run) -> dict:
         datasets["mix"] = mixed
         atomic_write_json(out / "mix_manifest.json", mix_manifest)
         manifest["mix"] = {k: mix_manifest[k] for k in ("target_ratio", "achieved_ratio", "max_ratio_error", "samples")}
-    for name, ds in datasets.items():
-        with atomic_dir(out / "datasets" / name) as tmp:
-            ds.save_to_disk(str(tmp))
     atomic_write_json(out / "data_manifest.json", manifest)
     return datasets
