@@ -129,3 +129,12 @@ def test_million_lines_stream_in_bounded_memory(tmp_path):
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n"] == 1_000_000 and res["problems"] == 0
     assert res["growth_mb"] < 100, res  # the file's rows as Python dicts would take several hundred MB
+
+
+def test_csv_line_numbers_survive_multiline_cells(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(b'instruction,output\nq1,a1\n"q2\nspans two lines",a2\nq3,caf\xe9\nq4,\n')
+    with pytest.raises(DataError) as err:
+        load_source(p)
+    assert [(x.line, x.message) for x in err.value.problems] == [
+        (5, "non-UTF-8 bytes in this row"), (6, "empty field 'output'")]

@@ -7,7 +7,6 @@ Every reader is a generator (a 1M-line JSONL file is never held in memory) yield
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,12 +167,12 @@ MCQ_LETTERS = "ABCDEFGH"
 def _read_csv(path: Path) -> Iterator[RawRow]:
     """CSV with a header row; a header-less file whose last column is a letter A-D
     (the MMLU layout: question, A, B, C, D, answer) is read as multiple choice."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # streamed; undecodable bytes survive as surrogates and are reported on the row that holds them
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        yield from _csv_rows(path, csv.reader(fh))
+
+
+def _csv_rows(path: Path, reader) -> Iterator[RawRow]:
     header = None
     start = 1
     for row in reader:
