@@ -39,7 +39,7 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
           audit_full_text: bool = typer.Option(False, help="Also store prompt/response text in the audit log."),
           adapter: Optional[list[str]] = typer.Option(None, "--adapter", help="NAME=PATH of a LoRA adapter (repeat)."),
           check: bool = typer.Option(False, "--check", help="Verify model/adapter file hashes before serving."),
-          backend: str = typer.Option("transformers", help="transformers | llama.cpp (GGUF files only)."),
+          backend: str = typer.Option("transformers", help="transformers | llama.cpp | hybrid (llama.cpp for a lone stream, batching under load; GGUF only)."),
           max_batch: int = typer.Option(8, min=1, help="Sequences decoded together."),
           max_queue: int = typer.Option(64, min=1, help="Waiting requests before answering 429."),
           rate_limit: int = typer.Option(60, min=1, help="Requests per minute per API key."),

@@ -242,7 +242,7 @@ class BatchingEngine:
     def _advance(self, seq: _Seq, token: int) -> bool:
         """Record one token, stream new text; return True when the sequence is finished."""
         params = seq.req.params
-        is_stop_token = token in self.stop_ids
+        is_stop_token = token in self.stop_ids and not params.ignore_eos
         if not is_stop_token:
             seq.generated.append(token)
             self.stats["tokens_generated_total"] += 1

@@ -161,11 +161,15 @@ def load_served(spec: str | Path, *, adapters: dict[str, Path] | None = None, ma
     else:
         ref = resolve(spec)
         model_ref, base_id = ref, model_id or ref.name
-    if backend == "llama.cpp":
+    if backend in ("llama.cpp", "hybrid"):
         from medllm.serve.llamacpp import load_llamacpp_served
 
-        return load_llamacpp_served(spec, model_id=base_id, max_queue=max_queue,
-                                    sampling=sampling or SamplingDefaults())
+        if adapters:
+            raise ServeModelError(f"--backend {backend} serves a GGUF without adapters")
+        return load_llamacpp_served(spec, model_id=base_id, max_queue=max_queue, max_batch=max_batch,
+                                    sampling=sampling or SamplingDefaults(), hybrid=backend == "hybrid")
+    if backend != "transformers":
+        raise ServeModelError(f"unknown backend {backend!r} (transformers | llama.cpp | hybrid)")
     from medllm.models.loading import model_folder
 
     folder = model_folder(model_ref)

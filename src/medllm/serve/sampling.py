@@ -20,6 +20,7 @@ class SamplingParams:
     max_tokens: int = 512
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    ignore_eos: bool = False      # benchmarks: always generate max_tokens
 
     @property
     def greedy(self) -> bool:
