@@ -152,8 +152,6 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
     seconds = time.perf_counter() - t0
     metrics: dict[str, Any] = {"stage": ctx.name, "type": ctx.cfg.type, "train_loss": out.training_loss,
                                "global_step": trainer.state.global_step, "seconds": round(seconds, 2)}
-    if hist.train:
-        metrics["final_loss"] = hist.train[-1][1]
     if trainer.eval_dataset is not None:
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if k.startswith("eval_") and isinstance(v, (int, float))})
@@ -164,8 +162,14 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
     metrics["params_changed"] = before != _param_fingerprint(trainer.model)
     metrics["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     metrics["world_size"] = trainer.accelerator.num_processes
+    # from the trainer state, which a resumed run restores from its checkpoint
+    logs = trainer.state.log_history
+    hist.train = [(h["step"], float(h["loss"])) for h in logs if "loss" in h]
+    hist.eval = [(h["step"], float(h["eval_loss"])) for h in logs if "eval_loss" in h]
     metrics["loss_history"] = hist.train
     metrics["eval_history"] = hist.eval
+    if hist.train:
+        metrics["final_loss"] = hist.train[-1][1]
     best = trainer.state.best_model_checkpoint
     metrics["best_checkpoint"] = Path(best).name if best else None
     if not trainer.is_world_process_zero():
