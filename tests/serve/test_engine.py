@@ -154,3 +154,27 @@ def test_top_k_top_p_sampler_matches_hf_warpers():
     assert set(draws) <= hf_support and len(set(draws)) > 1
     top = int(hf_probs.argmax())
     assert abs(draws.count(top) / len(draws) - float(hf_probs[top])) < 0.05
+
+
+def test_failed_step_reports_error_and_engine_keeps_serving(tiny):
+    model, tok = tiny
+    engine = BatchingEngine(model, tok).start()
+    try:
+        ids = tok("Hi").input_ids
+        real_forward = engine._forward
+        calls = {"n": 0}
+
+        def flaky(*a, **kw):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("boom")
+            return real_forward(*a, **kw)
+
+        engine._forward = flaky
+        events, done, _ = _collect(engine, ids, SamplingParams(max_tokens=3))
+        assert done.wait(30) and events[-1].kind == "error"
+        assert engine.stats["errors_total"] == 1
+        events, done, _ = _collect(engine, ids, SamplingParams(max_tokens=3))
+        assert done.wait(30) and events[-1].kind == "done"
+    finally:
+        engine.stop()

@@ -159,9 +159,9 @@ class BatchingEngine:
             except Exception as exc:  # one bad step must not kill the server
                 log.exception("engine step failed")
                 self.stats["errors_total"] += 1
-                for seq in self._seqs + [_Seq(r, self.tokenizer, self.device) for r in admit
-                                         if r not in {s.req for s in self._seqs}]:
-                    seq.req.on_event(Event("error", text=f"generation failed: {type(exc).__name__}"))
+                running = {id(s.req) for s in self._seqs}
+                for req in [s.req for s in self._seqs] + [r for r in admit if id(r) not in running]:
+                    req.on_event(Event("error", text=f"generation failed: {type(exc).__name__}"))
                 self._reset_batch()
         for seq in self._seqs:
             seq.req.on_event(Event("error", text="server shutting down"))
