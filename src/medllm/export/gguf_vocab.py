@@ -32,7 +32,7 @@ def _pre_tokenizer_name(tj: dict, source: Path) -> str:
     parts = pt.get("pretokenizers", []) if pt.get("type") == "Sequence" else [pt]
     types = [p.get("type") for p in parts]
     if types == ["ByteLevel"] and parts[0].get("use_regex", True):
-        return "gpt2"
+        return "gpt-2"   # llama.cpp's name for the GPT-2 split regex
     if types == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
         return "smollm"
     if types and types[0] == "Split":
