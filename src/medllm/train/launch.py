@@ -31,17 +31,14 @@ def run_job(job: dict):
 
 
 def accelerate_command(job_file: Path, nproc: int, *, config_file: Path | None = None) -> list[str]:
-    import torch
-
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--main_process_port", str(_free_port())]
     if config_file:  # the file decides the process count unless --nproc says otherwise
         return cmd + ["--config_file", str(config_file)] + (["--num_processes", str(nproc)] if nproc > 1 else []) \
             + ["-m", "medllm.train.launch", str(job_file)]
     cmd += ["--num_processes", str(nproc), "--num_machines", "1"]
-    if torch.cuda.is_available():
-        cmd += ["--multi_gpu"]
-    else:
-        cmd += ["--multi_gpu", "--cpu"]  # torch.distributed.run with CPU processes (gloo)
+    # torch.distributed.run spawns the processes; with no GPU the Trainer runs them on CPU over gloo
+    # (accelerate's --cpu flag would fall back to a single process)
+    cmd += ["--multi_gpu"]
     return cmd + ["-m", "medllm.train.launch", str(job_file)]
 
 
