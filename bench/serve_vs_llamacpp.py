@@ -5,7 +5,9 @@ tokens per stream (EOS ignored) with the same sampling settings:
   * medllm: BatchingEngine (continuous batching) on the embedded Q4_1 GGUF
     dequantized to bf16 (AMX) — what `medllm serve smollm2-135m-instruct` runs;
   * llama.cpp: llama-cpp-python ``Llama.generate`` on the Q4_1 GGUF itself, streams
-    served one after another (its high-level API/server decodes one sequence at a time).
+    served one after another (its high-level API/server decodes one sequence at a time);
+  * medllm-hybrid: `medllm serve --backend hybrid` (llama.cpp for a lone stream,
+    the batching engine when requests overlap).
 Concurrency 1 and 8, interleaved rounds; medians reported, with load averages.
 
 Build llama-cpp-python (not a medllm dependency) with:
@@ -119,12 +121,15 @@ def main() -> None:
     from medllm.models import load_causal_lm
     from medllm.models.convert import locate_embedded_gguf
     from medllm.serve.engine import BatchingEngine
-    from medllm.serve.llamacpp import open_llama
+    from medllm.serve.llamacpp import HybridEngine, LlamaCppEngine, open_llama
 
     gguf = locate_embedded_gguf()
     model, tok = load_causal_lm("smollm2-135m-instruct", dtype=args.dtype)
     engine = BatchingEngine(model, tok, max_batch=max(args.concurrency), max_queue=64).start()
     llm = open_llama(gguf, n_threads=os.cpu_count())
+    # `medllm serve --backend hybrid`: llama.cpp for a lone stream, batching under concurrency
+    # (its llama.cpp worker shares `llm`; the sides never run at the same time)
+    hybrid = HybridEngine(LlamaCppEngine(llm, tok).start(), engine)
     sampling = dict(temperature=0.6, top_p=0.9, top_k=50, repetition_penalty=1.2)  # server defaults
     prompts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
                for q in QUESTIONS]
@@ -137,13 +142,14 @@ def main() -> None:
     for r in range(args.rounds):
         for c in args.concurrency:
             ids = [prompt_ids[i % len(prompt_ids)] for i in range(c)]
-            sides = [("medllm", run_ours, engine), ("llama.cpp", run_llamacpp, llm)]
-            for side, fn, obj in (sides[::-1] if r % 2 else sides):   # alternate who goes first
+            sides = [("medllm", run_ours, engine), ("llama.cpp", run_llamacpp, llm),
+                     ("medllm-hybrid", run_ours, hybrid)]
+            for side, fn, obj in (sides[::-1] if r % 2 else sides):   # alternate the order
                 res = fn(obj, ids, args.tokens, sampling)
                 res["loadavg_1m"] = os.getloadavg()[0]
                 rows.setdefault(f"c{c}", {}).setdefault(side, []).append(res)
                 print(f"round {r} c={c} {side}: {res}", flush=True)
-    engine.stop()
+    hybrid.stop()
 
     def med(runs, key):
         vals = [x[key] for x in runs if x[key] is not None]
@@ -161,9 +167,18 @@ def main() -> None:
             "medllm_ttft_mean_s": med(ours, "ttft_mean_s"), "llamacpp_ttft_mean_s": med(theirs, "ttft_mean_s"),
             "ttft_ratio_llamacpp_over_medllm": ratio(med(theirs, "ttft_mean_s"), med(ours, "ttft_mean_s")),
         }
+        hyb = sides["medllm-hybrid"]
+        summary[c_key].update({
+            "hybrid_decode_tok_s": med(hyb, "decode_tok_s"),
+            "hybrid_decode_ratio": ratio(med(hyb, "decode_tok_s"), med(theirs, "decode_tok_s")),
+            "hybrid_aggregate_ratio": ratio(med(hyb, "aggregate_tok_s"), med(theirs, "aggregate_tok_s")),
+            "hybrid_ttft_mean_s": med(hyb, "ttft_mean_s"),
+            "ttft_ratio_llamacpp_over_hybrid": ratio(med(theirs, "ttft_mean_s"), med(hyb, "ttft_mean_s")),
+        })
     write_result("serve_vs_llamacpp", {
         "weights": {"medllm": f"{gguf.name} dequantized to {str(next(model.parameters()).dtype)}",
-                    "llama.cpp": f"{gguf.name} (Q4_1, as shipped)"},
+                    "llama.cpp": f"{gguf.name} (Q4_1, as shipped)",
+                    "medllm-hybrid": "Q4_1 GGUF in llama.cpp for a lone stream, the bf16 model when batching"},
         "tokens_per_stream": args.tokens, "sampling": sampling, "torch_threads": torch.get_num_threads(),
         "summary": summary, "details": rows,
     })

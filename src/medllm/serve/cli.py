@@ -59,8 +59,8 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
                              audit_log=str(audit_log) if audit_log else None, audit_full_text=audit_full_text,
                              max_batch=max_batch, max_queue=max_queue, rate_limit_per_minute=rate_limit,
                              safety_layer=not no_safety, allow_unauthenticated_remote=allow_unauthenticated_remote,
-                             sampling=SamplingDefaults(**({"temperature": temperature} if temperature is not None
-                                                          else {})))
+                             **({"sampling": SamplingDefaults(temperature=temperature)}
+                                if temperature is not None else {}))
     except ValueError as exc:
         fail(str(exc))
     serve_with(model, config, adapters=_parse_adapters(adapter or []), check=check, backend=backend, dtype=dtype)
@@ -87,8 +87,11 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
             if problems:
                 fail("model check failed:\n  " + "\n  ".join(problems))
             console.print("[green]model files verified[/]")
+        sampling = config.sampling
+        if is_run_dir(model) and (Path(model) / "recipe.yaml").is_file() and "sampling" not in config.model_fields_set:
+            sampling = _run_sampling(Path(model), sampling)
         served = load_served(model, adapters=adapters, max_batch=config.max_batch, max_queue=config.max_queue,
-                             dtype=dtype, sampling=config.sampling, backend=backend)
+                             dtype=dtype, sampling=sampling, backend=backend)
     except (KeyFileError, ServeModelError, ModelNotFound, ValueError, OSError) as exc:
         fail(str(exc))
     app = create_app(config, served, keys=keys, audit=audit)
@@ -99,6 +102,17 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning", server_header=False)
     finally:
         served.engine.stop()
+
+
+def _run_sampling(run: Path, fallback):
+    """A run's recipe ``serve.sampling`` becomes that model's default sampling."""
+    from medllm.runs import RunFolder
+
+    try:
+        return RunFolder(run).recipe().serve.sampling
+    except Exception as exc:  # an unreadable recipe must not stop serving the weights
+        console.print(f"[yellow]{run}/recipe.yaml: serve defaults not read ({exc}); using built-in defaults[/]")
+        return fallback
 
 
 def serve_key(user: str = typer.Argument(..., help="User id the key belongs to (shows in the audit log)."),

@@ -64,6 +64,8 @@ class _Seq:
         self.ids = torch.tensor(req.prompt_ids, dtype=torch.long)
         self.generated: list[int] = []
         self.emitted = 0           # characters of decoded text already sent
+        self.text = ""             # decoded text of generated[:r_off]
+        self.p_off = self.r_off = 0
         self.tokenizer = tokenizer
         self.hold = max((len(s) for s in req.params.stop), default=1) - 1
 
@@ -239,6 +241,18 @@ class BatchingEngine:
         if finished:
             self._drop(finished)
 
+    def _detokenize(self, seq: _Seq) -> str:
+        """Incremental decode: only the tokens since the last complete character are
+        decoded each step (decoding the whole answer per token is O(n^2))."""
+        gen = seq.generated
+        prefix = self.tokenizer.decode(gen[seq.p_off:seq.r_off], skip_special_tokens=True)
+        new = self.tokenizer.decode(gen[seq.p_off:], skip_special_tokens=True)
+        if len(new) > len(prefix) and not new.endswith("\ufffd"):
+            seq.text += new[len(prefix):]
+            seq.p_off, seq.r_off = seq.r_off, len(gen)
+            return seq.text
+        return seq.text + new[len(prefix):]   # provisional tail (may be an incomplete character)
+
     def _advance(self, seq: _Seq, token: int) -> bool:
         """Record one token, stream new text; return True when the sequence is finished."""
         params = seq.req.params
@@ -246,7 +260,7 @@ class BatchingEngine:
         if not is_stop_token:
             seq.generated.append(token)
             self.stats["tokens_generated_total"] += 1
-        text = self.tokenizer.decode(seq.generated, skip_special_tokens=True)
+        text = self._detokenize(seq)
         reason = None
         if is_stop_token:
             reason = "stop"
