@@ -18,7 +18,7 @@ from collections import deque
 from pathlib import Path
 
 from medllm.config.serve import SamplingDefaults
-from medllm.serve.engine import Event, GenRequest, QueueFull, _Seq, _stop_token_ids
+from medllm.serve.engine import BatchingEngine, Event, GenRequest, QueueFull, _Seq, _stop_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ class LlamaCppEngine:
         self._busy = 0
         self.stats = {"requests_total": 0, "tokens_generated_total": 0, "prompt_tokens_total": 0,
                       "decode_steps_total": 0, "rejected_queue_full_total": 0, "errors_total": 0}
+
+    # the transformers engine's detokenization, stop and streaming logic, shared as is
+    _advance = BatchingEngine._advance
+    _detokenize = BatchingEngine._detokenize
 
     def start(self) -> "LlamaCppEngine":
         self._running = True
@@ -124,15 +128,8 @@ class LlamaCppEngine:
                                    completion_tokens=len(seq.generated)))
                 return
             self.stats["decode_steps_total"] += 1
-            if _advance(self, seq, int(token)):
+            if self._advance(seq, int(token)):
                 return
-
-
-def _advance(engine, seq, token: int) -> bool:
-    """Reuse the transformers engine's streaming/stop logic (it only needs these attributes)."""
-    from medllm.serve.engine import BatchingEngine
-
-    return BatchingEngine._advance(engine, seq, token)
 
 
 def load_llamacpp_served(spec: str | Path, *, model_id: str, max_queue: int, sampling: SamplingDefaults,
