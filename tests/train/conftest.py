@@ -37,3 +37,14 @@ def text_ds():
 
     return Dataset.from_list([{"text": f"Document {i}: hypertension is treated with lifestyle change "
                                        f"and drugs such as ACE inhibitors. " * 3, "source": "t"} for i in range(12)])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound: one thread is faster than two fighting a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -43,20 +43,20 @@ def _job(tmp_path, model, name, rows, **cfg):
 
 def _launch(job_path, env=None):
     return subprocess.Popen([sys.executable, "-m", "medllm.train.launch", str(job_path)],
-                            env=env or dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env or dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_model_dir, sft_ds):
     from medllm.train.checkpoints import MARKER
     from medllm.train.launch import run_job
 
-    steps = 12
-    ref = run_job(_job(tmp_path, tiny_model_dir, "ref", sft_ds, max_steps=steps, save_every=3))
-    job = _job(tmp_path, tiny_model_dir, "killed", sft_ds, max_steps=steps, save_every=3)
+    steps = 8
+    ref = run_job(_job(tmp_path, tiny_model_dir, "ref", sft_ds, max_steps=steps, save_every=2))
+    job = _job(tmp_path, tiny_model_dir, "killed", sft_ds, max_steps=steps, save_every=2)
     job_path = tmp_path / "killed.json"
     job_path.write_text(json.dumps(job))
     proc = _launch(job_path)
-    marker = tmp_path / "killed" / "checkpoints" / "checkpoint-6" / MARKER
+    marker = tmp_path / "killed" / "checkpoints" / "checkpoint-4" / MARKER
     deadline = time.time() + 240
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)

@@ -69,7 +69,8 @@ def plot_loss(path: Path, train: list[tuple[int, float]], evals: list[tuple[int,
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or evals:
+        ax.legend()
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
