@@ -168,8 +168,7 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
     hist.eval = [(h["step"], float(h["eval_loss"])) for h in logs if "eval_loss" in h]
     metrics["loss_history"] = hist.train
     metrics["eval_history"] = hist.eval
-    if hist.train:
-        metrics["final_loss"] = hist.train[-1][1]
+    metrics["final_loss"] = hist.train[-1][1] if hist.train else out.training_loss
     best = trainer.state.best_model_checkpoint
     metrics["best_checkpoint"] = Path(best).name if best else None
     if not trainer.is_world_process_zero():
