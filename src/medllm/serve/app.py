@@ -226,6 +226,9 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         if not req.stream:
             try:
                 choices = await gen.run()
+            except BaseException:   # client went away: free the rows, keep the audit trail
+                finish(user, endpoint, model_id, sm, adapter_id, prompt, gen, 499, flags, t0)
+                raise
             finally:
                 gen.cancel()
             status = 500 if any(c.error for c in choices) else 200
@@ -293,6 +296,9 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         if not req.stream:
             try:
                 choices = await gen.run()
+            except BaseException:   # client went away: free the rows, keep the audit trail
+                finish(user, endpoint, model_id, sm, adapter_id, req.prompt, gen, 499, [], t0)
+                raise
             finally:
                 gen.cancel()
             status = 500 if any(c.error for c in choices) else 200
