@@ -91,3 +91,14 @@ def test_pack_text_puts_eos_between_documents(tiny_tokenizer):
     assert flat.count(tiny_tokenizer.eos_token_id) >= 1
     with pytest.raises(EmptyDataset):
         pack_text(Dataset.from_list([{"text": " "}]), tiny_tokenizer, block=4)
+
+
+def test_text_rows_one_document_per_row(tiny_tokenizer):
+    from datasets import Dataset
+
+    from medllm.train.tokenize import text_rows
+
+    rows = text_rows(Dataset.from_list([{"text": "alpha beta gamma"}, {"text": ""}, {"text": "delta"}]),
+                     tiny_tokenizer, max_len=3)
+    assert len(rows) == 2
+    assert all(r[-1] == tiny_tokenizer.eos_token_id and len(r) <= 3 for r in rows["input_ids"])

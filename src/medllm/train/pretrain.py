@@ -8,7 +8,7 @@ from medllm.train.stage import StageContext
 def train(ctx: StageContext) -> dict:
     from medllm.train.causal import load_policy, train_rows
     from medllm.train.data import resolve_stage_data, split_validation
-    from medllm.train.tokenize import pack_text
+    from medllm.train.tokenize import pack_text, text_rows
 
     model, tok, context = load_policy(ctx)
     ds = resolve_stage_data(ctx.cfg.data, ctx.datasets, stage=ctx.name)
@@ -17,7 +17,10 @@ def train(ctx: StageContext) -> dict:
                          f"got columns {ds.column_names}")
     train_docs, val_docs = split_validation(ds, ctx.cfg, ctx.datasets, seed=ctx.seed)
     block = ctx.cfg.max_seq_len
-    train_rows_ = pack_text(train_docs, tok, block=block, context_len=context)
-    val_rows = pack_text(val_docs, tok, block=block, context_len=context) if val_docs is not None else None
-    # Blocks are equal length already; the causal collator adds no padding to them.
+    if ctx.cfg.packing:  # equal-length blocks: the collator adds no padding
+        rows = lambda docs: pack_text(docs, tok, block=block, context_len=context)  # noqa: E731
+    else:  # one document per row, length-grouped batches
+        rows = lambda docs: text_rows(docs, tok, max_len=block, context_len=context)  # noqa: E731
+    train_rows_ = rows(train_docs)
+    val_rows = rows(val_docs) if val_docs is not None else None
     return train_rows(ctx, model, tok, train_rows_, val_rows, packed=False)

@@ -109,3 +109,19 @@ def pack_text(dataset, tok, *, block: int, context_len: int | None = None):
         n, block = 1, len(stream)  # less than one block: train on what there is
     rows = [stream[i * block:(i + 1) * block] for i in range(n)]
     return Dataset.from_dict({"input_ids": rows, "labels": rows, "length": [len(r) for r in rows]})
+
+
+def text_rows(dataset, tok, *, max_len: int, context_len: int | None = None):
+    """One row per document (truncated to ``max_len``, EOS appended): pretraining without packing."""
+    from datasets import Dataset
+
+    if context_len is not None and max_len > context_len:
+        raise SequenceTooLong(f"max_seq_len {max_len} is longer than the model context ({context_len} tokens)")
+    rows = []
+    for row in dataset:
+        if row["text"] and row["text"].strip():
+            ids = tok(row["text"], add_special_tokens=False)["input_ids"][: max_len - 1] + [tok.eos_token_id]
+            rows.append(ids)
+    if not rows:
+        raise EmptyDataset(f"no text to pretrain on ({len(dataset)} records, all empty)")
+    return Dataset.from_dict({"input_ids": rows, "labels": rows, "length": [len(r) for r in rows]})
