@@ -40,13 +40,13 @@ def tiny_run_dir(tiny_model_dir, tiny_adapter_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def served_run(tiny_run_dir):
-    """The tiny run served with its adapter (``demo`` and ``demo/sft``); greedy-friendly defaults."""
-    from medllm.serve import load_served
+    """ModelPool of the tiny run with its adapter (``demo`` and ``demo/sft``)."""
+    from medllm.serve import load_pool
 
-    sm = load_served(tiny_run_dir, dtype="float32", max_batch=8, max_queue=256,
+    pool = load_pool(tiny_run_dir, dtype="float32", max_batch=8, max_queue=256,
                      sampling=SamplingDefaults(max_tokens=16))
-    yield sm
-    sm.engine.stop()
+    yield pool
+    pool.stop()
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
                     reason="Debian chromium not installed (scripts/setup.sh installs it)")
 def test_web_chat_streams_an_answer(loopback, served_run):
     sync_api = pytest.importorskip("playwright.sync_api")
-    served_run.sampling = SamplingDefaults(max_tokens=40, temperature=0.6)
+    served_run.default.sampling = SamplingDefaults(max_tokens=40, temperature=0.6)
     srv = loopback(ServeConfig())
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
@@ -47,4 +47,4 @@ def test_web_chat_streams_an_answer(loopback, served_run):
             assert page.locator("#history li").count() == 1   # conversation kept in history
         finally:
             browser.close()
-            served_run.sampling = SamplingDefaults(max_tokens=16)
+            served_run.default.sampling = SamplingDefaults(max_tokens=16)

@@ -3,11 +3,11 @@
 Imports are lazy so ``medllm --help`` does not load torch."""
 from __future__ import annotations
 
-__all__ = ["create_app", "load_served", "ModelPool", "ServedModel", "AuditLog", "verify_audit_log",
+__all__ = ["create_app", "load_served", "load_pool", "ModelPool", "ServedModel", "AuditLog", "verify_audit_log",
            "KeyStore", "add_key", "SafetyLayer"]
 
 _WHERE = {
-    "create_app": "medllm.serve.app", "load_served": "medllm.serve.models", "ModelPool": "medllm.serve.models",
+    "create_app": "medllm.serve.app", "load_served": "medllm.serve.models", "load_pool": "medllm.serve.models", "ModelPool": "medllm.serve.models",
     "ServedModel": "medllm.serve.models", "AuditLog": "medllm.serve.audit",
     "verify_audit_log": "medllm.serve.audit", "KeyStore": "medllm.serve.security",
     "add_key": "medllm.serve.security", "SafetyLayer": "medllm.serve.safety",

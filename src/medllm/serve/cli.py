@@ -72,7 +72,7 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
     from medllm.models.registry import ModelNotFound
     from medllm.serve.app import create_app
     from medllm.serve.audit import AuditLog
-    from medllm.serve.models import ServeModelError, check_model_files, is_run_dir, load_served, read_run
+    from medllm.serve.models import ServeModelError, check_model_files, is_run_dir, load_pool, read_run
     from medllm.serve.security import KeyFileError, KeyStore
 
     try:
@@ -83,25 +83,26 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
 
             run = read_run(model) if is_run_dir(model) else None
             folder = run.model_dir if run else model_folder(model)
-            problems = check_model_files(folder, {**(run.adapters if run else {}), **adapters})
+            extra = {f"base of {aid}": b for aid, b in run.adapter_bases.items()} if run else {}
+            problems = check_model_files(folder, {**(run.adapters if run else {}), **extra, **adapters})
             if problems:
                 fail("model check failed:\n  " + "\n  ".join(problems))
             console.print("[green]model files verified[/]")
         sampling = config.sampling
         if is_run_dir(model) and (Path(model) / "recipe.yaml").is_file() and "sampling" not in config.model_fields_set:
             sampling = _run_sampling(Path(model), sampling)
-        served = load_served(model, adapters=adapters, max_batch=config.max_batch, max_queue=config.max_queue,
-                             dtype=dtype, sampling=sampling, backend=backend)
+        pool = load_pool(model, adapters=adapters, max_batch=config.max_batch, max_queue=config.max_queue,
+                         dtype=dtype, sampling=sampling, backend=backend)
     except (KeyFileError, ServeModelError, ModelNotFound, ValueError, OSError) as exc:
         fail(str(exc))
-    app = create_app(config, served, keys=keys, audit=audit)
-    console.print(f"serving {', '.join(served.ids())} on http://{config.host}:{config.port} "
+    app = create_app(config, pool, keys=keys, audit=audit)
+    console.print(f"serving {', '.join(pool.ids())} on http://{config.host}:{config.port} "
                   f"(web chat at /, auth {'on' if keys else 'off'}, audit {'on' if audit else 'off'})",
                   highlight=False)
     try:
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning", server_header=False)
     finally:
-        served.engine.stop()
+        pool.stop()
 
 
 def _run_sampling(run: Path, fallback):

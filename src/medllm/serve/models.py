@@ -24,8 +24,10 @@ class ServeModelError(ValueError):
 @dataclass
 class RunModels:
     name: str
-    model_dir: Path
-    adapters: dict[str, Path]   # id -> adapter folder
+    model_dir: Path                       # the final model (last done causal-LM stage)
+    adapters: dict[str, Path]             # "<run>/<stage>" -> adapter folder
+    adapter_bases: dict[str, Path]        # same ids -> the model that adapter was trained on
+    stage_models: dict[Path, str] = field(default_factory=dict)   # model_dir -> stage name
 
 
 @dataclass
@@ -53,9 +55,10 @@ class ModelPool:
         self.served = served
         self._index: dict[str, tuple[ServedModel, str | None]] = {}
         for sm in served:
-            self._index[sm.id] = (sm, None)
-            for aid, (peft_name, _) in sm.adapters.items():
-                self._index[aid] = (sm, peft_name)
+            for mid, target in [(sm.id, None), *((aid, name) for aid, (name, _) in sm.adapters.items())]:
+                if mid in self._index:
+                    raise ServeModelError(f"model id {mid!r} is used twice")
+                self._index[mid] = (sm, target)
 
     @property
     def default(self) -> ServedModel:
@@ -77,7 +80,11 @@ class ModelPool:
 
 
 def read_run(run_dir: str | Path) -> RunModels:
-    """Final model and adapters of a run folder (from ``state.json``)."""
+    """Final model and adapters of a run folder (from ``state.json``).
+
+    An adapter is only meaningful on the model it was trained on (the stage's
+    ``base_model``, else its adapter_config's ``base_model_name_or_path``), which is
+    usually NOT the final merged model; reward-model stages are never served."""
     run_dir = Path(run_dir)
     state_file = run_dir / "state.json"
     try:
@@ -85,18 +92,48 @@ def read_run(run_dir: str | Path) -> RunModels:
     except (OSError, json.JSONDecodeError) as exc:
         raise ServeModelError(f"{state_file}: cannot read run state ({exc})") from exc
     stages = state.get("stages") or {}
-    final, adapters = None, {}
+    final, adapters, bases, stage_models = None, {}, {}, {}
     for stage, info in stages.items():   # insertion order = pipeline order
-        if not isinstance(info, dict) or info.get("status") != "done":
+        if not isinstance(info, dict) or info.get("status") != "done" or not info.get("model_dir"):
             continue
-        if info.get("model_dir"):
-            final = _run_path(run_dir, info["model_dir"])
+        model_dir = _run_path(run_dir, info["model_dir"])
+        if not _is_causal_lm(model_dir):
+            continue
+        final = model_dir
+        stage_models[model_dir] = stage
         if info.get("adapter_dir"):
-            adapters[f"{run_dir.name}/{stage}"] = _run_path(run_dir, info["adapter_dir"])
+            aid = f"{run_dir.name}/{stage}"
+            adapters[aid] = _run_path(run_dir, info["adapter_dir"])
+            base = info.get("base_model") or _adapter_base(adapters[aid])
+            if base is None:
+                raise ServeModelError(f"{run_dir}: cannot tell which model adapter {aid} was trained on")
+            bases[aid] = _local_model(base, run_dir)
     if final is None:
         raise ServeModelError(f"{run_dir}: no finished stage with a model_dir in state.json "
                               "(run the pipeline first, or serve a model name/folder)")
-    return RunModels(run_dir.name, final, adapters)
+    return RunModels(run_dir.name, final, adapters, bases, stage_models)
+
+
+def _is_causal_lm(folder: Path) -> bool:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return True
+    archs = json.loads(cfg.read_text()).get("architectures") or []
+    return not any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+def _adapter_base(adapter: Path) -> str | None:
+    cfg = adapter / "adapter_config.json"
+    return json.loads(cfg.read_text()).get("base_model_name_or_path") if cfg.is_file() else None
+
+
+def _local_model(spec: str, run_dir: Path) -> Path:
+    from medllm.models import ensure_local
+
+    p = Path(spec)
+    if not p.is_absolute() and (run_dir / p).exists():
+        p = run_dir / p
+    return Path(ensure_local(str(p) if p.exists() else spec)).resolve()
 
 
 def _run_path(run_dir: Path, recorded: str) -> Path:
@@ -155,12 +192,9 @@ def load_served(spec: str | Path, *, adapters: dict[str, Path] | None = None, ma
 
     adapters = dict(adapters or {})
     if is_run_dir(spec):
-        run = read_run(spec)
-        model_ref, base_id = run.model_dir, model_id or run.name
-        adapters = {**run.adapters, **adapters}
-    else:
-        ref = resolve(spec)
-        model_ref, base_id = ref, model_id or ref.name
+        raise ServeModelError(f"{spec} is a run folder: use load_pool() (a run may need several base models)")
+    ref = resolve(spec)
+    model_ref, base_id = ref, model_id or ref.name
     if backend in ("llama.cpp", "hybrid"):
         from medllm.serve.llamacpp import load_llamacpp_served
 
@@ -193,3 +227,33 @@ def load_served(spec: str | Path, *, adapters: dict[str, Path] | None = None, ma
     return ServedModel(id=base_id, engine=engine, tokenizer=tok, folder=folder,
                        sha256=folder_sha256(folder) if folder.is_dir() else "", adapters=adapter_info,
                        sampling=sampling or SamplingDefaults(), created=int(time.time()))
+
+
+def load_pool(spec: str | Path, *, adapters: dict[str, Path] | None = None, **kw) -> ModelPool:
+    """Everything ``medllm serve SPEC`` serves. For a run folder: the final model as
+    ``<run>`` and each stage adapter ``<run>/<stage>`` on the model it was trained on
+    (adapters sharing a base share one engine; a base that is not the final model is
+    also listed, as ``<run>/base`` or ``<run>/<stage>:merged``)."""
+    adapters = dict(adapters or {})
+    if not is_run_dir(spec):
+        return ModelPool([load_served(spec, adapters=adapters, **kw)])
+    run = read_run(spec)
+    final = run.model_dir.resolve()
+    groups: dict[Path, dict[str, Path]] = {final: dict(adapters)}   # --adapter NAME=PATH go on the final model
+    for aid, path in run.adapters.items():
+        groups.setdefault(run.adapter_bases[aid], {})[aid] = path
+    served = []
+    try:
+        for base, group in groups.items():
+            if base == final:
+                mid = run.name
+            elif base in run.stage_models:
+                mid = f"{run.name}/{run.stage_models[base]}:merged"
+            else:
+                mid = f"{run.name}/base"
+            served.append(load_served(base, adapters=group, model_id=mid, **kw))
+    except BaseException:
+        for sm in served:
+            sm.engine.stop()
+        raise
+    return ModelPool(served)
