@@ -53,3 +53,23 @@ def test_queue_full_gives_429_not_5xx(loopback):
     assert set(codes) <= {200, 429}
     # capacity comes back once the burst is over
     assert asyncio.run(_run(srv.url, total=1, concurrency=1))[0][0] == 200
+
+
+def test_clients_that_disconnect_free_their_slots(loopback):
+    """Streams abandoned mid-answer are cancelled in the engine and stop counting against capacity."""
+    srv = loopback(ServeConfig(max_batch=1, max_queue=1, rate_limit_per_minute=10_000, max_completion_tokens=8000))
+    # 8000 tokens each would keep both slots busy for minutes; only cancellation frees them in time
+    body = {"messages": [{"role": "user", "content": "Tell me about the liver."}], "max_tokens": 8000,
+            "stream": True, "temperature": 0, "repetition_penalty": 1.0}
+    with httpx.Client(base_url=srv.url, timeout=60) as client:
+        for _ in range(2):   # fill the capacity (1 running + 1 waiting), then walk away
+            with client.stream("POST", "/v1/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                next(r.iter_text())
+        deadline = time.monotonic() + 15
+        while True:
+            r = client.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 2})
+            if r.status_code == 200:
+                break
+            assert r.status_code == 429 and time.monotonic() < deadline
+            time.sleep(0.2)

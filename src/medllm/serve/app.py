@@ -146,22 +146,23 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
             raise ApiError(400, "prompt is empty")
         return ids
 
-    inflight = {"n": 0}   # requests of this app between admission and their audit record
+    live: list[Generation] = []   # admitted requests whose sequences have not all ended in the engine
 
     def start(gen: Generation) -> None:
-        # bounded: a full batch running plus max_queue waiting, beyond that 429 (never unbounded latency)
+        # bounded: a full batch running plus max_queue waiting, beyond that 429 (never unbounded latency).
+        # Capacity is freed by the engine finishing, so a client that vanished cannot leak a slot.
         busy = ApiError(429, "server busy: request queue is full, retry shortly", "rate_limit_error",
                         "queue_full", {"Retry-After": "1"})
-        if inflight["n"] >= config.max_batch + config.max_queue:
+        live[:] = [g for g in live if not g.finished]
+        if len(live) >= config.max_batch + config.max_queue:
             raise busy
         try:
             gen.start()
         except QueueFull:
             raise busy from None
-        inflight["n"] += 1
+        live.append(gen)
 
     def finish(user, endpoint, model_id, sm, adapter_id, prompt, gen: Generation, status, flags, t0):
-        inflight["n"] -= 1
         text = "\n".join(c.text for c in gen.choices)
         prompt_tokens = len(gen.prompt_ids)
         metrics.observe(endpoint, status, time.monotonic() - t0)

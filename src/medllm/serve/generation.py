@@ -34,10 +34,13 @@ class Generation:
         """Submit all sequences; raises QueueFull (nothing left running) when the queue is full."""
         loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
+        self._left = len(self.params)
         for i, p in enumerate(self.params):
             self.choices.append(Choice(i))
 
             def on_event(ev: Event, i=i) -> None:
+                if ev.kind != "delta":
+                    self._left -= 1          # engine thread only; read by the app for capacity
                 loop.call_soon_threadsafe(self._queue.put_nowait, (i, ev))
 
             req = GenRequest(list(self.prompt_ids), p, on_event, adapter=self.adapter)
@@ -45,6 +48,7 @@ class Generation:
                 self.engine.submit(req)
             except QueueFull:
                 self.cancel()
+                self._left = 0
                 raise
             self._reqs.append(req)
 
@@ -67,6 +71,11 @@ class Generation:
         async for _ in self.events():
             pass
         return self.choices
+
+    @property
+    def finished(self) -> bool:
+        """All sequences ended in the engine (even if no client read the events)."""
+        return self._left <= 0
 
     def cancel(self) -> None:
         for r in self._reqs:
