@@ -104,6 +104,8 @@ def side_trl(steps: int, out: Path) -> dict:
     trainer.train()
     seconds = time.perf_counter() - t0
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    if not losses:  # TRL's default logging_steps (10) can exceed a short run: use the run's mean
+        losses = [h["train_loss"] for h in trainer.state.log_history if "train_loss" in h]
     return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
             "final_train_loss_last5": sum(losses[-5:]) / max(len(losses[-5:]), 1), "loss_history": losses,
             "logging_steps": args.logging_steps, "held_out_loss": held_out_loss(trainer.model, tok, held)}
@@ -144,7 +146,7 @@ def main() -> None:
         "speedup_tokens_per_s": ours["tokens_per_s"] / trl["tokens_per_s"],
         "held_out_loss_rel_diff": (ours["held_out_loss"] - trl["held_out_loss"]) / trl["held_out_loss"],
         "train_loss_last5_rel_diff": (ours["final_train_loss_last5"] - trl["final_train_loss_last5"])
-        / trl["final_train_loss_last5"],
+        / trl["final_train_loss_last5"] if trl["final_train_loss_last5"] else None,
         "peak_rss_ratio": ours["peak_rss_mb"] / trl["peak_rss_mb"],
         "ours": ours, "trl_default": trl, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
