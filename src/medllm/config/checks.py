@@ -48,6 +48,8 @@ def semantic_problems(raw: dict, *, check_files: bool = True) -> list[Problem]:
                 problems.append(Problem(f"data.sources.{i}.path", f"file or folder not found: {path}"))
             if isinstance(path, str) and path.startswith(BUILTIN_PREFIX):
                 problems += _builtin_problems(f"data.sources.{i}.path", path)
+            if src.get("task") is not None:
+                problems += _task_source_problems(f"data.sources.{i}", src, check_files)
     clean = _d(_d(raw, "data"), "clean")
     for i, p in enumerate(_d(clean, "decontaminate") or []):
         if check_files and isinstance(p, str) and not _path_exists(p):
@@ -93,6 +95,51 @@ def _builtin_problems(where: str, path: str) -> list[Problem]:
     return []
 
 
+def _task_source_problems(where: str, src: dict, check_files: bool) -> list[Problem]:
+    """A source read through an eval task (the supervised setting): the task must exist, have a
+    gold answer to train on and a generate prompt; file-format options do not apply."""
+    import difflib
+
+    from medllm.data.task_source import task_problem
+    from medllm.eval.spec import TaskSpecError, builtin_names, load_spec
+
+    out: list[Problem] = []
+    task = src.get("task")
+    kind = src.get("kind", "auto")
+    if kind not in ("auto", "sft"):
+        out.append(Problem(f"{where}.kind", f"a task source is always kind sft (got {kind}); drop kind"))
+    if src.get("format", "auto") != "auto":
+        out.append(Problem(f"{where}.format", "a task source is read by its task's own loader; drop format "
+                                              "(a task YAML's 'format:' names the reader)"))
+    if src.get("columns"):
+        out.append(Problem(f"{where}.columns", "a task source maps columns with its task YAML's 'fields:'; "
+                                               "drop columns"))
+    if src.get("skip_invalid"):
+        out.append(Problem(f"{where}.skip_invalid", "a task source stops at its first bad record "
+                                                    "(the eval loader checks every one); drop skip_invalid"))
+    if not isinstance(task, str):
+        return out  # the schema pass reports the type
+    is_file = task.endswith((".yaml", ".yml"))
+    if is_file and not check_files and not expand_path(task).is_file():
+        return out
+    try:
+        spec = load_spec(expand_path(task) if is_file else task)
+    except TaskSpecError as exc:
+        if is_file:
+            out.append(Problem(f"{where}.task", str(exc)))
+        else:
+            names = builtin_names()
+            close = difflib.get_close_matches(task, names, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            out.append(Problem(f"{where}.task", f"unknown eval task '{task}'{hint}; built-in tasks: "
+                                                f"{', '.join(names)} (or give a task YAML file)"))
+        return out
+    why = task_problem(spec)
+    if why:
+        out.append(Problem(f"{where}.task", why))
+    return out
+
+
 def _stage_problems(raw: dict, sources: dict[str, dict], check_files: bool) -> list[Problem]:
     out: list[Problem] = []
     stages = _d(raw, "stages")
@@ -109,7 +156,7 @@ def _stage_problems(raw: dict, sources: dict[str, dict], check_files: bool) -> l
             if not isinstance(ref, str):
                 continue
             if ref in sources:
-                kind = sources[ref].get("kind", "auto")
+                kind = "sft" if sources[ref].get("task") is not None else sources[ref].get("kind", "auto")
                 if stype in STAGE_DATA_KINDS and kind not in STAGE_DATA_KINDS[stype]:
                     out.append(Problem(f"{where}.data.{i}", f"a {stype} stage cannot train on '{ref}' "
                                                             f"(kind {kind}; needs {'/'.join(sorted(STAGE_DATA_KINDS[stype] - {'auto'}))})"))

@@ -25,6 +25,10 @@ class DataSource(Section):
     ranked_pairs: Literal["adjacent", "all"] = "adjacent"
     skip_invalid: bool = False
     """Keep going past bad rows (they are written with reasons to the data stage's rejects file)."""
+    task: str | None = None
+    """An eval task (built-in name such as ``pubmedqa`` or a task YAML) whose loader reads ``path``: each
+    example becomes an ``sft`` conversation (the task's generate prompt -> its gold answer), for the
+    supervised setting (train on a benchmark's train split, evaluate on its test split)."""
 
 
 class CleanConfig(Section):

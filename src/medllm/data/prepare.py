@@ -27,6 +27,7 @@ def prepare_data(recipe, run) -> dict:
     from medllm.data.export import save_jsonl
     from medllm.data.loader import load_source
     from medllm.data.mix import mix_datasets
+    from medllm.data.task_source import load_task_source
 
     cfg = recipe.data
     out = run.stage_dir("data")
@@ -35,12 +36,15 @@ def prepare_data(recipe, run) -> dict:
     datasets, files, manifest, audit = {}, {}, {"sources": {}}, []
     for src in cfg.sources:
         builtin = src.path.startswith("builtin:")
-        loaded = load_source(src.path, kind=src.kind, format=src.format, columns=src.columns or None,
-                             max_samples=src.max_samples, ranked_pairs=src.ranked_pairs, name=src.name,
-                             skip_invalid=src.skip_invalid, rejects_path=None if builtin else out / f"{src.name}.rejects.jsonl",
-                             seed=recipe.seed)
+        if src.task:  # an eval task's file as SFT conversations (the supervised setting)
+            loaded = load_task_source(src.path, src.task, name=src.name, max_samples=src.max_samples)
+        else:
+            loaded = load_source(src.path, kind=src.kind, format=src.format, columns=src.columns or None,
+                                 max_samples=src.max_samples, ranked_pairs=src.ranked_pairs, name=src.name,
+                                 skip_invalid=src.skip_invalid,
+                                 rejects_path=None if builtin else out / f"{src.name}.rejects.jsonl", seed=recipe.seed)
         ds = loaded.dataset
-        entry = {"path": src.path, "kind": loaded.kind, "formats": loaded.formats, "group": src.group,
+        entry = {"path": src.path, "task": src.task, "kind": loaded.kind, "formats": loaded.formats, "group": src.group,
                  "loaded": len(ds), "rejected": len(loaded.problems),
                  "files_sha256": {} if builtin else {f: sha256_file(f) for f in loaded.files}}
         # built-in sets are curated and deliberately repeat facts in paraphrase: near-dedup would undo that
