@@ -118,3 +118,23 @@ def test_cli_reports_bad_file_without_traceback(tmp_path):
     assert res.exit_code == 1
     text = " ".join(res.output.split())  # rich wraps long lines
     assert "pq.jsonl:1: field 'CONTEXTS'" in text and "Traceback" not in text
+
+
+def test_limit_first_or_seeded_random_sample(tmp_path):
+    """A label-sorted file (as PubMedQA's test file is) gives one class under first-N;
+    ``sample="random"`` draws a seeded subset that keeps file order."""
+    rows = [{"pubid": str(i), "QUESTION": f"q{i}", "CONTEXTS": ["c"], "final_decision": lab}
+            for i, lab in enumerate(["yes"] * 30 + ["no"] * 20 + ["maybe"] * 10)]
+    path = write_jsonl(tmp_path / "sorted.jsonl", rows)
+    spec = load_spec("pubmedqa")
+    first = load_examples(spec, path, limit=12)
+    assert [e["id"] for e in first] == [str(i) for i in range(12)]
+    assert {e["label"] for e in first} == {"yes"}
+    a = load_examples(spec, path, limit=12, sample="random", seed=7)
+    b = load_examples(spec, path, limit=12, sample="random", seed=7)
+    c = load_examples(spec, path, limit=12, sample="random", seed=8)
+    ids = [int(e["id"]) for e in a]
+    assert ids == [int(e["id"]) for e in b] and ids == sorted(ids) and len(set(ids)) == 12
+    assert ids != [int(e["id"]) for e in c]
+    assert len({e["label"] for e in a}) > 1
+    assert load_examples(spec, path, limit=100, sample="random") == load_examples(spec, path)

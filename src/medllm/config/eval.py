@@ -15,6 +15,10 @@ class EvalTask(Section):
     mode: Literal["loglik", "generate"] = "loglik"
     shots: int = Field(default=0, ge=0)
     limit: int | None = Field(default=None, gt=0)
+    sample: Literal["first", "random"] = "first"
+    """With ``limit``: the first N examples (lm-eval's ``--limit``) or a seeded random N (in file
+    order). Public files are often sorted by label (PubMedQA's test file lists all 'yes' first),
+    so a first-N slice of them measures one class only."""
     optional: bool = False
     """Skip silently (with a note in the report) when ``path`` is absent."""
 

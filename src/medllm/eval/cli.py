@@ -36,7 +36,8 @@ def run_cmd(model: str = typer.Argument("smollm2-135m-instruct", help="Model nam
             path: list[str] = typer.Option([], "--path", "-p", help="Data file per --task, in order"),
             mode: str = typer.Option("loglik", help="loglik | generate (tasks without loglik use generate)"),
             shots: int = typer.Option(0, help="k-shot exemplars (seeded, from the task's dev file)"),
-            limit: Optional[int] = typer.Option(None, help="First N examples per task"),
+            limit: Optional[int] = typer.Option(None, help="N examples per task (see --sample)"),
+            sample: str = typer.Option("first", help="with --limit: first (lm-eval --limit) | random (seeded)"),
             out: Path = typer.Option(Path("runs/eval"), "--out", "-o"),
             adapter: Optional[Path] = typer.Option(None, help="PEFT adapter folder"),
             batch_size: int = typer.Option(8), max_new_tokens: int = typer.Option(128),
@@ -60,7 +61,9 @@ def run_cmd(model: str = typer.Argument("smollm2-135m-instruct", help="Model nam
         fail(f"give one --path per --task ({len(task)} tasks, {len(path)} paths) or none")
     if bool(forgetting_domain) != bool(forgetting_general):
         fail("the forgetting probe needs both --forgetting-domain and --forgetting-general")
-    tasks = [EvalTask(task=t, path=(path[i] if path else None), mode=mode, shots=shots, limit=limit)
+    if sample not in ("first", "random"):
+        fail(f"--sample must be 'first' or 'random', not {sample!r}")
+    tasks = [EvalTask(task=t, path=(path[i] if path else None), mode=mode, shots=shots, limit=limit, sample=sample)
              for i, t in enumerate(task)]
     forgetting = {"domain": forgetting_domain, "general": forgetting_general} if forgetting_domain else None
     try:

@@ -269,7 +269,16 @@ def canonical(spec: TaskSpec, where: str, rec: dict, index: int) -> dict:
     return ex
 
 
-def load_examples(spec: TaskSpec, path: str | Path | None, *, limit: int | None = None) -> list[dict]:
+def load_examples(spec: TaskSpec, path: str | Path | None, *, limit: int | None = None, sample: str = "first",
+                  seed: int = 1234) -> list[dict]:
+    """Examples of a task; ``limit`` keeps the first N, or with ``sample="random"`` a seeded
+    random N in their original order."""
+    if sample == "random" and limit is not None:
+        import random
+
+        everything = load_examples(spec, path)
+        keep = sorted(random.Random(seed).sample(range(len(everything)), min(limit, len(everything))))
+        return [everything[i] for i in keep]
     if spec.builtin_data:
         return _builtin_examples(spec, limit)
     if path is None:

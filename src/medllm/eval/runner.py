@@ -86,11 +86,12 @@ def _fewshot_pool(spec: TaskSpec, path: Path | None, examples: list[dict], shots
 
 
 def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path | None, limit: int | None,
-             out_dir: Path, *, max_new_tokens: int, seed: int, judge=None, bertscore_model: str | None = None) -> dict:
+             out_dir: Path, *, max_new_tokens: int, seed: int, judge=None, bertscore_model: str | None = None,
+             sample: str = "first") -> dict:
     t0 = time.time()
     notes: list[str] = []
     mode = _effective_mode(spec, mode)
-    examples = load_examples(spec, path, limit=limit)
+    examples = load_examples(spec, path, limit=limit, sample=sample, seed=seed)
     labels = _labels_for(spec, examples)
     pool = _fewshot_pool(spec, path, examples, shots, notes)
     key = task_key(spec, mode, shots)
@@ -185,7 +186,7 @@ def evaluate(model, tasks, out_dir, *, adapter=None, batch_size: int = 8, max_ne
         log.info("eval %s on %s", key, model)
         result["tasks"][key] = run_task(factory, spec, t.mode, t.shots, path, t.limit, out_dir,
                                         max_new_tokens=max_new_tokens, seed=seed, judge=judge,
-                                        bertscore_model=bertscore_model)
+                                        bertscore_model=bertscore_model, sample=t.sample)
     if safety:
         from medllm.eval.safety import run_safety
 

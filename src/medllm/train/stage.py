@@ -106,6 +106,8 @@ def training_args(ctx: StageContext, args_cls=None, *, has_eval: bool, **extra):
     import inspect
 
     accepted = inspect.signature(args_cls.__init__).parameters
+    if "activation_checkpointing" in accepted:  # transformers 5 renamed it; the old name warns
+        kw["activation_checkpointing"] = kw.pop("gradient_checkpointing")
     return args_cls(**{k: v for k, v in kw.items() if k in accepted})
 
 
