@@ -7,6 +7,7 @@ interrupted run. Every write is atomic (temp file + rename): a kill leaves the l
 from __future__ import annotations
 
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -82,6 +83,8 @@ class RunFolder:
             entry["status"] = status
             entry["finished"] = now
             entry["seconds"] = round(now - entry.get("started", now), 2)
+            # the process's peak so far: the step that raises it is the one that needs the memory
+            entry["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         state["stages"][step] = entry
         atomic_write_json(self.path / "state.json", state)
 

@@ -6,6 +6,10 @@ two CPU-motivated changes, both measured (bench/train_throughput.py):
   (system + user turns, padding) have no target. A forward pre-hook on the output layer
   gathers those positions, so the model is still called through its own ``forward`` and
   DDP / PEFT / gradient checkpointing keep working and checkpoints keep their keys;
+* the head and its cross-entropy run in chunks of target positions, each recomputed in the
+  backward pass (activation checkpointing of the chunk): the full [targets x vocab] logits,
+  their fp32 copy and their gradient never exist at once. On 8 x 256 packed tokens that is
+  ~1.5 GB less peak memory and no slower (the chunks stay in cache);
 * batches carry no wasted work: length-grouped padded batches, or padding-free packing
   (one row, ``position_ids`` restarting per sample, so transformers builds a
   block-diagonal mask and samples never attend to each other).
@@ -61,26 +65,59 @@ class CausalCollator:
 
 
 class _HeadSelection:
-    """Forward pre-hook state: flat indices of the positions the LM head must score."""
+    """Forward pre-hook on the output layer. Picks the rows of the positions that have a
+    target; in ``defer`` mode it keeps them and hands the layer an empty input, so the model's
+    forward skips the head and the trainer applies it chunk by chunk."""
 
     def __init__(self):
         self.index: torch.Tensor | None = None
+        self.defer = False
+        self.hidden: torch.Tensor | None = None
 
     def __call__(self, module, args):
         if self.index is None:
             return None
         hidden = args[0]
         picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, self.index)
+        if self.defer:
+            self.hidden = picked
+            picked = picked[:0]
         return (picked.unsqueeze(0),) + tuple(args[1:])
+
+
+def _chunk_ce(hidden: torch.Tensor, weight: torch.Tensor, bias, targets: torch.Tensor) -> torch.Tensor:
+    logits = F.linear(hidden, weight, bias)
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def chunked_head_ce(hidden: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Sum of cross-entropy of ``head(hidden)`` against ``targets``, ``chunk`` rows at a time,
+    each chunk's logits recomputed in backward instead of stored."""
+    from torch.utils.checkpoint import checkpoint
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for i in range(0, hidden.shape[0], chunk):
+        total = total + checkpoint(_chunk_ce, hidden[i:i + chunk], head.weight, head.bias, targets[i:i + chunk],
+                                   use_reentrant=False)
+    return total
 
 
 class FastCausalLMTrainer(Trainer):
     """``Trainer`` computing the causal-LM loss on target positions only (see module doc)."""
 
+    head_chunk = 1024  # target positions per head/CE chunk
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._select = _HeadSelection()
         head = self.accelerator.unwrap_model(self.model).get_output_embeddings()
+        self._head = head
+        # Chunking applies the head's weight directly, so only a plain Linear qualifies (not
+        # a LoRA-wrapped head, not a model that post-processes its logits).
+        cfg = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        self._select.defer = (type(head) is torch.nn.Linear
+                              and not getattr(cfg, "final_logit_softcapping", None)
+                              and getattr(cfg, "logit_scale", None) in (None, 1, 1.0))
         self._hook = head.register_forward_pre_hook(self._select)
         self.model_accepts_loss_kwargs = True  # our loss is normalised by num_items_in_batch
         self.tokens_seen = 0
@@ -93,10 +130,15 @@ class FastCausalLMTrainer(Trainer):
         self._select.index = keep
         try:
             out = model(**fwd, use_cache=False)
+            hidden, self._select.hidden = self._select.hidden, None
         finally:
             self._select.index = None
-        logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
-        loss = F.cross_entropy(logits, shift.index_select(0, keep), reduction="sum")
+        targets = shift.index_select(0, keep)
+        if self._select.defer:
+            loss = chunked_head_ce(hidden, self._head, targets, self.head_chunk)
+        else:
+            logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
+            loss = F.cross_entropy(logits, targets, reduction="sum")
         denom = num_items_in_batch if num_items_in_batch is not None else max(keep.numel(), 1)
         loss = loss / denom
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
