@@ -40,6 +40,28 @@ def test_loglik_shared_context_and_multi_token_match_plain_forward(tiny_backend)
             assert lp == pytest.approx(_reference_logprob(tiny_backend, req.context, cont), abs=1e-4)
 
 
+def test_multi_token_choices_share_one_row_and_match_plain_forward(tiny_backend, monkeypatch):
+    """Padded batches of context + k multi-token choices in one row (4-D mask) score exactly
+    like a separate forward per choice, greedy flags included."""
+    import torch
+
+    calls = []
+    real = tiny_backend._score_trees
+    monkeypatch.setattr(tiny_backend, "_score_trees", lambda items: calls.append(len(items)) or real(items))
+    reqs = [LoglikRequest("Q: " + "word " * n + "Answer:", [" metformin first", " insulin", " a b c d e"])
+            for n in (1, 9, 4, 15, 2)]
+    got = tiny_backend.loglik(reqs)
+    assert calls == [5]
+    for req, row in zip(reqs, got):
+        for cont, (lp, greedy) in zip(req.continuations, row):
+            assert lp == pytest.approx(_reference_logprob(tiny_backend, req.context, cont), abs=1e-4)
+            ctx_ids, cont_ids = tiny_backend._pair(req.context, cont)
+            with torch.no_grad():
+                logits = tiny_backend.model(torch.tensor([ctx_ids + cont_ids])).logits[0]
+            want = all(int(logits[len(ctx_ids) - 1 + i].argmax()) == t for i, t in enumerate(cont_ids))
+            assert greedy == want
+
+
 def test_loglik_independent_of_batch_size(tiny_backend):
     reqs = [LoglikRequest("x " * n + "Answer:", [" A", " B"]) for n in (1, 7, 3, 12, 5)]
     batched = tiny_backend.loglik(reqs)

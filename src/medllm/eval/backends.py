@@ -106,12 +106,17 @@ class HFBackend:
     def loglik(self, requests: list[LoglikRequest]) -> list[list[tuple[float, bool]]]:
         torch = self._torch
         shared_rows, shared_meta, full_rows, full_meta = [], [], [], []
+        tree_items, tree_meta = [], []
         for qi, req in enumerate(requests):
             pairs = [self._pair(req.context, c) for c in req.continuations]
             ctx_ids = pairs[0][0][-(self.max_len):]
             if all(len(cont) == 1 and p[0] == pairs[0][0] for p, cont in ((p, p[1]) for p in pairs)):
                 shared_rows.append(ctx_ids)
                 shared_meta.append((qi, [p[1][0] for p in pairs]))
+            elif all(p[0] == pairs[0][0] for p in pairs) and \
+                    len(pairs[0][0]) + sum(len(p[1]) for p in pairs) <= self.max_len:
+                tree_items.append((pairs[0][0], [p[1] for p in pairs]))
+                tree_meta.append(qi)
             else:
                 for ci, (ctx, cont) in enumerate(pairs):
                     seq = (ctx + cont)[-(self.max_len + 1):]
@@ -140,10 +145,63 @@ class HFBackend:
                         results[qi] = [(float(logp[r, t]), best == t) for t in toks]
                     bar.update(len(idx))
             bar.close()
+        if tree_items:
+            for qi, res in zip(tree_meta, self._score_trees(tree_items)):
+                results[qi] = res
         if full_rows:
             for (qi, ci), res in zip(full_meta, self._score_rows(full_rows, "loglik (multi-token)")):
                 results[qi][ci] = res
         return results
+
+    def _score_trees(self, items: list[tuple[list[int], list[list[int]]]]) -> list[list[tuple[float, bool]]]:
+        """Multi-token choices after one shared context, all in one row: the context once, then
+        each choice with positions restarting after the context and a 4-D mask letting a choice
+        see the context and its own earlier tokens only. Same scores as one row per choice, for
+        about 1/k of the context compute with k choices."""
+        torch = self._torch
+        rows = []
+        for ctx, conts in items:
+            ids, pos, seg = list(ctx), list(range(len(ctx))), [0] * len(ctx)
+            spans = []
+            for k, cont in enumerate(conts, start=1):
+                spans.append((len(ids), len(cont)))
+                ids += cont
+                pos += range(len(ctx), len(ctx) + len(cont))
+                seg += [k] * len(cont)
+            rows.append((ids, pos, seg, len(ctx), spans, conts))
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        out: list[Any] = [None] * len(rows)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        bar = progress(total=len(rows), desc="loglik (shared context)", unit="ex")
+        with torch.inference_mode():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                width = max(len(rows[i][0]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                pos = torch.zeros((len(idx), width), dtype=torch.long)
+                seg = torch.full((len(idx), width), -1, dtype=torch.long)
+                for r, i in enumerate(idx):
+                    n = len(rows[i][0])
+                    ids[r, :n], pos[r, :n], seg[r, :n] = (torch.tensor(x) for x in rows[i][:3])
+                causal = torch.ones(width, width, dtype=torch.bool).tril()
+                same = (seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == 0)
+                mask = causal[None] & same & (seg[:, None, :] >= 0)
+                mask |= torch.eye(width, dtype=torch.bool)[None]   # padded rows attend to themselves (no NaN)
+                hidden = self._decoder(input_ids=ids, position_ids=pos,
+                                       attention_mask=mask[:, None]).last_hidden_state
+                for r, i in enumerate(idx):
+                    _, _, _, n_ctx, spans, conts = rows[i]
+                    res = []
+                    for (start, m), cont in zip(spans, conts):
+                        # the first choice token is predicted by the context's last position
+                        at = torch.tensor([n_ctx - 1] + list(range(start, start + m - 1)))
+                        logp = self._head(hidden[r, at]).float().log_softmax(-1)
+                        t = torch.tensor(cont)
+                        res.append((float(logp.gather(1, t[:, None]).sum()), bool((logp.argmax(-1) == t).all())))
+                    out[i] = res
+                bar.update(len(idx))
+        bar.close()
+        return out
 
     def generate(self, chats: list[list[dict]], max_new_tokens: int) -> list[str]:
         torch = self._torch
