@@ -75,23 +75,32 @@ class HFBackend:
         whole = self._enc(ctx + cont) if ctx else ctx_ids + self._enc(cont)
         return ctx_ids, whole[len(ctx_ids):] if ctx else whole[1:]
 
+    def _batches(self, seqs: list[list[int]], *, left: bool = False, pad: int | None = None):
+        """Longest first, ``batch_size`` at a time: (row indices, ids, attention mask) padded
+        on the right (scoring) or on the left (generation continues from the last token)."""
+        torch = self._torch
+        if pad is None:
+            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            width = max(len(seqs[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                n = len(seqs[i])
+                cols = slice(width - n, width) if left else slice(0, n)
+                ids[r, cols] = torch.tensor(seqs[i])
+                mask[r, cols] = 1
+            yield idx, ids, mask
+
     def _score_rows(self, rows: list[tuple[list[int], list[int]]], desc: str) -> list[tuple[float, bool]]:
         """rows: (input ids, target ids) -> log p(targets) read at the last len(targets) positions."""
         torch = self._torch
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out: list[Any] = [None] * len(rows)
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         bar = progress(total=len(rows), desc=desc, unit="seq")
         with torch.inference_mode():
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                width = max(len(rows[i][0]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):
-                    seq = rows[i][0]
-                    ids[r, :len(seq)] = torch.tensor(seq)
-                    mask[r, :len(seq)] = 1
+            for idx, ids, mask in self._batches([r[0] for r in rows]):
                 hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 for r, i in enumerate(idx):
                     seq, tgt = rows[i]
@@ -124,18 +133,9 @@ class HFBackend:
                     full_meta.append((qi, ci))
         results: list[list] = [[None] * len(r.continuations) for r in requests]
         if shared_rows:  # one forward per context; every single-token choice read at its last position
-            order = sorted(range(len(shared_rows)), key=lambda i: -len(shared_rows[i]))
-            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
-            bar = progress(total=len(order), desc="loglik", unit="ex")
+            bar = progress(total=len(shared_rows), desc="loglik", unit="ex")
             with torch.inference_mode():
-                for s in range(0, len(order), self.batch_size):
-                    idx = order[s:s + self.batch_size]
-                    width = max(len(shared_rows[i]) for i in idx)
-                    ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                    mask = torch.zeros((len(idx), width), dtype=torch.long)
-                    for r, i in enumerate(idx):
-                        ids[r, :len(shared_rows[i])] = torch.tensor(shared_rows[i])
-                        mask[r, :len(shared_rows[i])] = 1
+                for idx, ids, mask in self._batches(shared_rows):
                     hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
                     last = torch.tensor([len(shared_rows[i]) - 1 for i in idx])
                     logp = self._head(hidden[torch.arange(len(idx)), last]).float().log_softmax(-1)
@@ -169,20 +169,16 @@ class HFBackend:
                 pos += range(len(ctx), len(ctx) + len(cont))
                 seg += [k] * len(cont)
             rows.append((ids, pos, seg, len(ctx), spans, conts))
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out: list[Any] = [None] * len(rows)
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         bar = progress(total=len(rows), desc="loglik (shared context)", unit="ex")
         with torch.inference_mode():
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                width = max(len(rows[i][0]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            for idx, ids, _ in self._batches([r[0] for r in rows]):
+                width = ids.shape[1]
                 pos = torch.zeros((len(idx), width), dtype=torch.long)
-                seg = torch.full((len(idx), width), -1, dtype=torch.long)
+                seg = torch.full((len(idx), width), -1, dtype=torch.long)   # -1: padding
                 for r, i in enumerate(idx):
                     n = len(rows[i][0])
-                    ids[r, :n], pos[r, :n], seg[r, :n] = (torch.tensor(x) for x in rows[i][:3])
+                    pos[r, :n], seg[r, :n] = torch.tensor(rows[i][1]), torch.tensor(rows[i][2])
                 causal = torch.ones(width, width, dtype=torch.bool).tril()
                 same = (seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == 0)
                 mask = causal[None] & same & (seg[:, None, :] >= 0)
@@ -207,23 +203,15 @@ class HFBackend:
         torch = self._torch
         prompts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
         enc = [self._enc(p)[-(self.max_len - max_new_tokens):] for p in prompts]
-        order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
         out: list[str] = [""] * len(enc)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         bar = progress(total=len(enc), desc="generate", unit="ex")
         with torch.inference_mode():
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                width = max(len(enc[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):  # left padding so every row continues from its last token
-                    ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
-                    mask[r, width - len(enc[i]):] = 1
+            for idx, ids, mask in self._batches(enc, left=True, pad=pad):
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                           do_sample=False, pad_token_id=pad, eos_token_id=self.tok.eos_token_id)
                 for r, i in enumerate(idx):
-                    out[i] = self.tok.decode(gen[r, width:], skip_special_tokens=True).strip()
+                    out[i] = self.tok.decode(gen[r, ids.shape[1]:], skip_special_tokens=True).strip()
                 bar.update(len(idx))
         bar.close()
         return out
