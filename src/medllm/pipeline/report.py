@@ -73,6 +73,7 @@ def collect(run: RunFolder) -> dict:
             # bound for LoRA, which skips most weight gradients).
             "est_flops": (6 * n_params * tokens) if (n_params and tokens) else None,
             "train_loss": metrics.get("train_loss"), "eval_loss": metrics.get("eval_loss"),
+            "peak_rss_mb": st.get("peak_rss_mb"),
         })
     evals = {}
     for label, path in ((state.get("eval") or {}).get("results") or {}).items():
@@ -157,9 +158,17 @@ def render_markdown(run: RunFolder, data: dict) -> str:
              f"Base model: `{rec['model']['name']}`", "", "## Pipeline timeline", "",
              "| step | status | seconds | core-seconds | tokens | est. FLOPs | train loss | eval loss |",
              "|---|---|---|---|---|---|---|---|"]
-    for t in data["timeline"]:
+    steps = [t for t in data["timeline"] if t["step"] != "report"]  # the report is being written now
+    for t in steps:
         lines.append(f"| {t['step']} | {t['status']} | {_fmt(t['seconds'], 1)} | {_fmt(t['core_seconds'], 1)} | "
                      f"{_fmt(t['tokens'])} | {_fmt(t['est_flops'])} | {_fmt(t['train_loss'])} | {_fmt(t['eval_loss'])} |")
+    total = sum(t["seconds"] or 0 for t in steps)
+    total_core = sum(t["core_seconds"] or 0 for t in steps)
+    flops = sum(t["est_flops"] or 0 for t in steps)
+    peak = max((t.get("peak_rss_mb") or 0 for t in steps), default=0)
+    lines.append(f"| **total** | | {_fmt(total, 1)} | {_fmt(total_core, 1)} | | {_fmt(flops or None)} | | |")
+    if peak:
+        lines += ["", f"Peak resident memory of the pipeline process: {peak / 1024:.1f} GB."]
     rows = _eval_rows(data["evals"])
     lines += ["", "## Evaluation", "", "| model | task | metric | value | 95% CI | n |", "|---|---|---|---|---|---|"]
     for r in rows:
