@@ -52,8 +52,10 @@ def test_pubmedqa_acc_norm_uses_choice_length(scripted, tmp_path):
     p = write_jsonl(tmp_path / "pq.jsonl", [
         {"pubid": "1", "QUESTION": "q1", "CONTEXTS": ["ctx-one"], "final_decision": "maybe"},
     ])
-    # " yes"(4) " no"(3) " maybe"(6): raw argmax = no (-3.0); per-char: -0.9, -1.0, -0.5 -> maybe
-    f = scripted(logliks={"ctx-one": [-3.6, -3.0, -3.0001]})
+    # lm-eval divides by the choice's length without its leading space: yes 3, no 2, maybe 5.
+    # raw argmax = no (-2.4); per char: -1.1, -1.2, -1.08 -> maybe. Counting the space
+    # (4, 3, 6) would give -0.825, -0.8, -0.9 -> no.
+    f = scripted(logliks={"ctx-one": [-3.3, -2.4, -5.4]})
     res = _run(f, "pubmedqa", p, tmp_path, mode="loglik")
     assert _v(res, "acc") == 0.0 and _v(res, "acc_norm") == 1.0
 

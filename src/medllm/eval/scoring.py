@@ -20,8 +20,10 @@ def score_loglik(spec: TaskSpec, ex: dict, raw: list, continuations: list[str], 
     lls = [r[0] for r in raw]
     gold = gold_index(spec, ex, labels)
     pred = max(range(len(lls)), key=lls.__getitem__)
-    # acc_norm as lm-eval: log-likelihood divided by the continuation's length in characters
-    norm = [ll / max(1, len(c)) for ll, c in zip(lls, continuations)]
+    # acc_norm as lm-eval: log-likelihood divided by the length in characters of the choice
+    # itself — lm-eval's target delimiter (one space) is not counted. Counting it (" yes" = 4
+    # instead of 3) moved PubMedQA's acc_norm 8 points away from lm-eval's.
+    norm = [ll / max(1, len(c[1:] if c.startswith(" ") else c)) for ll, c in zip(lls, continuations)]
     pred_norm = max(range(len(norm)), key=norm.__getitem__)
     names = choice_labels(spec, ex, labels)
     return {"id": ex["id"], "gold": names[gold] if spec.labels or labels else LETTERS[gold],
