@@ -74,3 +74,17 @@ def test_atomic_dir_replaces_whole_folder_or_nothing(tmp_path):
             raise RuntimeError("killed")
     assert (final / "a").read_text() == "1"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
+def test_file_hash_is_reused_until_the_file_changes(tmp_path):
+    import os
+
+    from medllm.runs.provenance import file_sha256
+
+    f = tmp_path / "corpus.txt"
+    f.write_text("aspirin")
+    first = file_sha256(f)
+    assert first == sha256_file(f) and file_sha256(f) == first
+    f.write_text("heparin!")
+    os.utime(f, ns=(1, 1))            # a different size and mtime: hashed again
+    assert file_sha256(f) == sha256_file(f) != first

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from medllm.io import atomic_write_json, sha256_file
+from medllm.io import atomic_write_json
+from medllm.runs.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def prepare_data(recipe, run) -> dict:
         ds = loaded.dataset
         entry = {"path": src.path, "task": src.task, "kind": loaded.kind, "formats": loaded.formats, "group": src.group,
                  "loaded": len(ds), "rejected": len(loaded.problems),
-                 "files_sha256": {} if builtin else {f: sha256_file(f) for f in loaded.files}}
+                 "files_sha256": {} if builtin else {f: file_sha256(f) for f in loaded.files}}
         # built-in sets are curated and deliberately repeat facts in paraphrase: near-dedup would undo that
         if cfg.clean.enabled and not builtin and loaded.kind != "mcq":
             ds, report = clean_dataset(ds, cfg.clean, decontam=decontam)

@@ -1,6 +1,8 @@
 """What a run needs to be reproduced: package versions, git revision, input data hashes."""
 from __future__ import annotations
 
+import functools
+import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +40,19 @@ def git_revision(where: str | Path | None = None) -> dict:
     return info
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, computed once per process for an unchanged file: the run folder
+    (inputs.json) and the data stage's manifest both record the same corpus files, which can
+    be many GB."""
+    st = os.stat(path)
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
 def hash_inputs(paths: list[str]) -> dict[str, dict]:
     """sha256 and size of each input file (every file of a folder input). Built-in sets
     (``builtin:…``) are versioned with medllm itself and recorded as such; a missing path is
@@ -49,10 +64,10 @@ def hash_inputs(paths: list[str]) -> dict[str, dict]:
             continue
         p = Path(text).expanduser()
         if p.is_file():
-            out[text] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            out[text] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
         elif p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file())
-            out[text] = {"files": {str(f.relative_to(p)): {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+            out[text] = {"files": {str(f.relative_to(p)): {"sha256": file_sha256(f), "bytes": f.stat().st_size}
                                    for f in files}}
         else:
             out[text] = {"missing": True}
