@@ -81,3 +81,40 @@ def load_causal_lm(spec: str | Path | ModelRef, *, dtype: str = "auto", device: 
         model.eval()
     tok = load_tokenizer(folder)
     return model, tok
+
+
+def model_device(model):
+    """The device a (possibly PEFT-wrapped or sharded) model's inputs must go to.
+
+    Every caller that builds input tensors uses this instead of a fixed ``"cpu"``/``"cuda"``:
+    with ``device_map`` or multi-GPU ranks the model is not on ``cuda:0``."""
+    import torch
+
+    dev = getattr(model, "device", None)
+    if isinstance(dev, torch.device):
+        return dev
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every token id that ends a turn: the tokenizer's eos plus each eos id of the model's
+    ``generation_config`` (Llama-3-Instruct ends turns with ``<|eot_id|>``, not its eos).
+
+    Pass the list as ``eos_token_id=`` to ``generate``; test ``in`` it to decide "finished"."""
+    ids: list[int] = []
+
+    def add(value):
+        if value is None:
+            return
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+
+    add(getattr(tokenizer, "eos_token_id", None))
+    gen = getattr(model, "generation_config", None)
+    add(getattr(gen, "eos_token_id", None) if gen is not None else None)
+    cfg = getattr(model, "config", None)
+    add(getattr(cfg, "eos_token_id", None) if cfg is not None else None)
+    return ids
