@@ -1,6 +1,7 @@
 """``prepare_data(recipe, run)``: the pipeline's data stage. Every source is loaded and validated,
 cleaned (``data.clean``), de-identified (``data.deid.enabled``) and, with ``data.mix``, mixed into
-"mix". Reports, manifests, rejects and the deid audit go to ``run.stage_dir("data")``
+"mix". Reports, manifests, rejects, the deid audit and ``summary.json`` + ``<name>_lengths.png``
+(what the run report shows) go to ``run.stage_dir("data")``
 (the pipeline runner saves the returned datasets there for resume)."""
 from __future__ import annotations
 
@@ -71,4 +72,8 @@ def prepare_data(recipe, run) -> dict:
         atomic_write_json(out / "mix_manifest.json", mix_manifest)
         manifest["mix"] = {k: mix_manifest[k] for k in ("target_ratio", "achieved_ratio", "max_ratio_error", "samples")}
     atomic_write_json(out / "data_manifest.json", manifest)
+    from medllm.data.stats import data_summary
+
+    # the report's data section: lengths per dataset (in the base model's tokens) + histograms
+    data_summary(datasets, _tokenizer(recipe), out, manifest=manifest, seed=recipe.seed)
     return datasets

@@ -78,3 +78,28 @@ def _plot(prompts: list[int], responses: list[int], path: Path, unit: str) -> Pa
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def data_summary(datasets: dict, tokenizer: Any, out_dir: str | Path, *, manifest: dict | None = None,
+                 max_rows: int = 20000, seed: int = 0) -> dict:
+    """The data step's ``summary.json``: per dataset, length statistics (and ``<name>_lengths.png``)
+    measured on every row, or on a seeded sample of ``max_rows`` rows of a larger set (stated,
+    with the total scaled up and marked as an estimate); plus the load / clean counts."""
+    from medllm.io import atomic_write_json
+
+    out_dir = Path(out_dir)
+    summary: dict[str, Any] = {"unit": "tokens" if tokenizer is not None else "words (no tokenizer)",
+                               "tokenizer": getattr(tokenizer, "name_or_path", None), "datasets": {}}
+    for name, ds in datasets.items():
+        n = len(ds)
+        part = ds.shuffle(seed=seed).select(range(max_rows)) if n > max_rows else ds
+        stats = dataset_stats(part, tokenizer, out_dir=out_dir, name=name)
+        if n > max_rows:
+            stats.update(samples=n, measured_on=max_rows,
+                         total_tokens_estimated=int(stats["total_tokens"] * n / max_rows))
+        summary["datasets"][name] = stats
+    if manifest:
+        summary["sources"] = {k: {f: v.get(f) for f in ("path", "kind", "loaded", "rejected", "after_clean")}
+                              for k, v in (manifest.get("sources") or {}).items()}
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary

@@ -49,9 +49,12 @@ class HFBackend:
     def __init__(self, model, *, adapter=None, batch_size: int = 8, dtype: str = "auto"):
         import torch
 
-        from medllm.models import load_causal_lm
+        from medllm.models import load_causal_lm, model_device, stop_token_ids
 
         self.model, self.tok = load_causal_lm(model, dtype=dtype, adapter=adapter)
+        # inputs follow the model (cuda:N under a launcher, the first shard's device with device_map)
+        self.device = model_device(self.model)
+        self.stop_ids = stop_token_ids(self.model, self.tok)
         self.name = str(model) + (f"+{adapter}" if adapter else "")
         self.batch_size = batch_size
         self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
@@ -61,6 +64,10 @@ class HFBackend:
         cfg = base.config
         self.max_len = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         self._torch = torch
+
+    def _put(self, t):
+        """Every tensor the backend builds goes to the model's device through here."""
+        return t.to(self.device)
 
     # ---- tokenisation exactly like lm-eval: trailing context spaces move into the continuation,
     # the continuation is what encode(context + continuation) adds after encode(context).
@@ -92,7 +99,7 @@ class HFBackend:
                 cols = slice(width - n, width) if left else slice(0, n)
                 ids[r, cols] = torch.tensor(seqs[i])
                 mask[r, cols] = 1
-            yield idx, ids, mask
+            yield idx, self._put(ids), self._put(mask)
 
     def _score_rows(self, rows: list[tuple[list[int], list[int]]], desc: str) -> list[tuple[float, bool]]:
         """rows: (input ids, target ids) -> log p(targets) read at the last len(targets) positions."""
@@ -104,9 +111,9 @@ class HFBackend:
                 hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 for r, i in enumerate(idx):
                     seq, tgt = rows[i]
-                    pos = torch.arange(len(seq) - len(tgt), len(seq))
+                    pos = self._put(torch.arange(len(seq) - len(tgt), len(seq)))
                     logp = self._head(hidden[r, pos]).float().log_softmax(-1)
-                    t = torch.tensor(tgt)
+                    t = self._put(torch.tensor(tgt))
                     out[i] = (float(logp.gather(1, t[:, None]).sum()), bool((logp.argmax(-1) == t).all()))
                 bar.update(len(idx))
         bar.close()
@@ -137,8 +144,8 @@ class HFBackend:
             with torch.inference_mode():
                 for idx, ids, mask in self._batches(shared_rows):
                     hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
-                    last = torch.tensor([len(shared_rows[i]) - 1 for i in idx])
-                    logp = self._head(hidden[torch.arange(len(idx)), last]).float().log_softmax(-1)
+                    last = self._put(torch.tensor([len(shared_rows[i]) - 1 for i in idx]))
+                    logp = self._head(hidden[self._put(torch.arange(len(idx))), last]).float().log_softmax(-1)
                     for r, i in enumerate(idx):
                         qi, toks = shared_meta[i]
                         best = int(logp[r].argmax())
@@ -183,16 +190,16 @@ class HFBackend:
                 same = (seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == 0)
                 mask = causal[None] & same & (seg[:, None, :] >= 0)
                 mask |= torch.eye(width, dtype=torch.bool)[None]   # padded rows attend to themselves (no NaN)
-                hidden = self._decoder(input_ids=ids, position_ids=pos,
-                                       attention_mask=mask[:, None]).last_hidden_state
+                hidden = self._decoder(input_ids=ids, position_ids=self._put(pos),
+                                       attention_mask=self._put(mask[:, None])).last_hidden_state
                 for r, i in enumerate(idx):
                     _, _, _, n_ctx, spans, conts = rows[i]
                     res = []
                     for (start, m), cont in zip(spans, conts):
                         # the first choice token is predicted by the context's last position
-                        at = torch.tensor([n_ctx - 1] + list(range(start, start + m - 1)))
+                        at = self._put(torch.tensor([n_ctx - 1] + list(range(start, start + m - 1))))
                         logp = self._head(hidden[r, at]).float().log_softmax(-1)
-                        t = torch.tensor(cont)
+                        t = self._put(torch.tensor(cont))
                         res.append((float(logp.gather(1, t[:, None]).sum()), bool((logp.argmax(-1) == t).all())))
                     out[i] = res
                 bar.update(len(idx))
@@ -209,7 +216,7 @@ class HFBackend:
         with torch.inference_mode():
             for idx, ids, mask in self._batches(enc, left=True, pad=pad):
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                          do_sample=False, pad_token_id=pad, eos_token_id=self.tok.eos_token_id)
+                                          do_sample=False, pad_token_id=pad, eos_token_id=self.stop_ids)
                 for r, i in enumerate(idx):
                     out[i] = self.tok.decode(gen[r, ids.shape[1]:], skip_special_tokens=True).strip()
                 bar.update(len(idx))

@@ -34,7 +34,8 @@ def resolve_path(spec: TaskSpec, path: str | None) -> Path | None:
 
 
 class ResultCache:
-    """Append-only JSONL of finished examples, keyed by a hash of (model, prompt). A torn
+    """Append-only JSONL of finished examples, keyed by a hash of (model content, dtype, mode,
+    generation settings, prompt) — see ``model_content_id``. A torn
     last line (killed mid-write) is ignored, so a restarted eval continues where it stopped."""
 
     def __init__(self, path: Path):
@@ -104,6 +105,9 @@ def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path 
         return backend
 
     model_id = backend_factory.model_id
+    gen_tokens = (spec.generate.max_new_tokens if spec.generate and spec.generate.max_new_tokens else max_new_tokens)
+    # greedy decoding; the token budget changes the answers, so it is part of the key
+    gen_settings = json.dumps({"max_new_tokens": gen_tokens, "greedy": True}) if mode == "generate" else ""
     reqs, keys = [], []
     for ex in examples:
         shots_ex = P.pick_shots(pool, shots, seed, ex["id"])
@@ -114,9 +118,8 @@ def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path 
             req = P.chat_messages(spec, ex, shots_ex, labels)
             text = json.dumps(req)
         reqs.append(req)
-        keys.append(sha256_text(f"{model_id}\n{mode}\n{text}")[:32])
+        keys.append(sha256_text(f"{model_id}\n{mode}\n{gen_settings}\n{text}")[:32])
     todo = [i for i, k in enumerate(keys) if k not in cache.done]
-    gen_tokens = (spec.generate.max_new_tokens if spec.generate and spec.generate.max_new_tokens else max_new_tokens)
     for s in range(0, len(todo), CHUNK):
         idx = todo[s:s + CHUNK]
         if mode == "loglik":
@@ -146,11 +149,74 @@ def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path 
             "notes": notes}
 
 
+WEIGHT_FILES = ("*.safetensors", "*.gguf", "config.json", "generation_config.json", "adapter_config.json",
+                "model.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                "special_tokens_map.json")
+
+
+def _folder_content(folder: Path, depth: int = 0) -> dict:
+    """sha256 of the files that decide a model's answers (weights, configs, tokenizer, chat
+    template), following a lineage ``model.json`` into the base and adapter folders it names.
+    Hashes are cached per process while a file's size and mtime stay the same."""
+    from medllm.runs.provenance import file_sha256
+
+    if folder.is_file():
+        return {folder.name: file_sha256(folder)}
+    out = {}
+    for pattern in WEIGHT_FILES:
+        for f in sorted(folder.glob(pattern)):
+            out[f.name] = file_sha256(f)
+    lineage = folder / "model.json"
+    if lineage.is_file() and depth < 8:
+        def walk(v):
+            if isinstance(v, dict):
+                for x in v.values():
+                    yield from walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    yield from walk(x)
+            elif isinstance(v, str) and v:
+                yield v
+        try:
+            refs = list(walk(json.loads(lineage.read_text())))
+        except ValueError:
+            refs = []
+        for ref in refs:
+            p = Path(ref) if Path(ref).is_absolute() else folder / ref
+            if p.is_dir() and p.resolve() != folder.resolve():
+                out[f"lineage:{ref}"] = _folder_content(p, depth + 1)
+    return out
+
+
+def model_content_id(model, adapter=None, dtype: str = "auto", api_model: str | None = None) -> str:
+    """What the cache is keyed on: the model's content, not its path — so a stage retrained
+    in place (same folder, new weights) is never scored with the previous model's answers.
+    An HTTP endpoint can only be named (URL + model name)."""
+    from medllm.eval.backends import is_endpoint
+
+    if is_endpoint(model):
+        return f"endpoint|{model}|{api_model}"
+    from medllm.models import ensure_local, pick_device, pick_dtype
+
+    folder = Path(ensure_local(model))
+    parts = {"model": _folder_content(folder),
+             "adapter": _folder_content(Path(adapter)) if adapter else None,
+             # "auto" resolves per machine (bf16 on AMX CPUs and GPUs): the key holds what loads
+             "dtype": str(pick_dtype(dtype, pick_device("auto"))).replace("torch.", "")}
+    return sha256_text(json.dumps(parts, sort_keys=True))
+
+
 class _BackendFactory:
     def __init__(self, model, adapter, batch_size, dtype, api_model=None):
         self.args = (model, adapter, batch_size, dtype, api_model)
-        self.model_id = f"{model}|{adapter}|{dtype}|{api_model}"
+        self._model_id = None
         self.backend = None
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._model_id = model_content_id(*[self.args[i] for i in (0, 1, 3, 4)])
+        return self._model_id
 
     def __call__(self):
         from medllm.eval.backends import make_backend

@@ -85,6 +85,54 @@ def collect(run: RunFolder) -> dict:
             "data": _read_json(run.stage_dir("data") / "summary.json")}
 
 
+# What each task's number measures, shown beside it: the demo MCQ re-asks the training
+# knowledge base's own facts in new words, so it measures uptake of what was taught, not
+# medical ability; PubMedQA (research abstracts the demo never trains on) is the measure of
+# ability the training data could not teach by rote.
+TASK_MEANING = {
+    "demo_mcq": "knowledge uptake (held-out rewording of the training KB)",
+    "pubmedqa": "medical ability (PubMedQA, not in the training data)",
+}
+ABILITY_NOTES = {
+    "pubmedqa": ("PubMedQA has three answers (chance 0.33; answering 'yes' every time scores 0.55 on "
+                 "the labelled test set): a model of about 135M parameters sits near chance there, so a "
+                 "change within the CI is no evidence of better medical reasoning."),
+}
+
+
+def _task_meaning(task: str, recipe: dict) -> str:
+    meaning = TASK_MEANING.get(task, "")
+    for t in (recipe.get("eval") or {}).get("tasks") or []:
+        if t.get("task") == task and t.get("limit"):
+            how = "seeded random sample" if t.get("sample") == "random" else "first"
+            meaning += f"{'; ' if meaning else ''}{how} {t['limit']} items"
+            break
+    return meaning
+
+
+def _data_lines(data: dict | None) -> list[str]:
+    if not data or not data.get("datasets"):
+        return ["", "## Data", "", "No data summary was recorded for this run."]
+    unit = data.get("unit", "tokens")
+    lines = ["", "## Data", "", f"Lengths in {unit}" + (f" of `{data['tokenizer']}`" if data.get("tokenizer") else "")
+             + " (p50 / p90 / max); histograms below.", "",
+             "| dataset | samples | total | prompt p50 / p90 / max | response p50 / p90 / max |", "|---|---|---|---|---|"]
+
+    def trio(s):
+        return "–" if not s or not s.get("count") else f"{s['p50']} / {s['p90']} / {s['max']}"
+
+    for name, st in data["datasets"].items():
+        total = st.get("total_tokens_estimated") or st.get("total_tokens")
+        note = f" (est. from {st['measured_on']} rows)" if st.get("measured_on") else ""
+        lines.append(f"| {name} | {st.get('samples')} | {_fmt(total)}{note} | {trio(st.get('prompt'))} | "
+                     f"{trio(st.get('response'))} |")
+    for name, src in (data.get("sources") or {}).items():
+        if src.get("rejected") or src.get("after_clean") is not None:
+            kept = src.get("after_clean", src.get("loaded"))
+            lines.append(f"- {name}: {src.get('loaded')} loaded, {src.get('rejected') or 0} rejected, {kept} kept after cleaning")
+    return lines
+
+
 def _eval_rows(evals: dict) -> list[dict]:
     rows = []
     for label, ev in evals.items():
@@ -169,11 +217,19 @@ def render_markdown(run: RunFolder, data: dict) -> str:
     lines.append(f"| **total** | | {_fmt(total, 1)} | {_fmt(total_core, 1)} | | {_fmt(flops or None)} | | |")
     if peak:
         lines += ["", f"Peak resident memory of the pipeline process: {peak / 1024:.1f} GB."]
+    lines += _data_lines(data.get("data"))
     rows = _eval_rows(data["evals"])
-    lines += ["", "## Evaluation", "", "| model | task | metric | value | 95% CI | n |", "|---|---|---|---|---|---|"]
+    lines += ["", "## Evaluation", "", "| model | task | measures | metric | value | 95% CI | n |",
+              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['task']} | {r['metric']} | {_fmt(r['value'])} | "
-                     f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['n'] or '–'} |")
+        lines.append(f"| {r['model']} | {r['task']} | {_task_meaning(r['task'], rec) or '–'} | {r['metric']} | "
+                     f"{_fmt(r['value'])} | [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['n'] or '–'} |")
+    skipped = {k: v for ev in data["evals"].values() for k, v in ((ev.get("results") or {}).get("skipped") or {}).items()}
+    for key, why in skipped.items():
+        lines += ["", f"Not scored: {key} ({why})."]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        if task in ABILITY_NOTES:
+            lines += ["", f"Note on {task}: {ABILITY_NOTES[task]}"]
     lines += ["", "## Safety probes", ""]
     for label, ev in data["evals"].items():
         s = ev.get("safety")

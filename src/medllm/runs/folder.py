@@ -1,8 +1,8 @@
 """``runs/<name>/``: recipe.yaml (resolved), environment.json, inputs.json, state.json, stages/<step>/.
 
-``state.json`` records each pipeline step's status (running / done / failed), its duration
-and its outputs; the pipeline skips steps already ``done``, so re-running continues an
-interrupted run. Every write is atomic (temp file + rename): a kill leaves the last good state.
+``state.json`` records each pipeline step's status (running / done / failed), its duration,
+its outputs and its fingerprint (``medllm.runs.fingerprint``); the pipeline skips steps
+already ``done`` with an unchanged fingerprint, so re-running continues an interrupted run. Every write is atomic (temp file + rename): a kill leaves the last good state.
 """
 from __future__ import annotations
 
@@ -26,24 +26,35 @@ class RunFolder:
                recipe_path: str | Path | None = None) -> "RunFolder":
         """Make (or reopen) the run folder and record the recipe and provenance. Reopening a
         folder keeps its state, so the same command continues where it stopped."""
-        from medllm.models.hardware import machine_info
-        from medllm.runs.provenance import git_revision, hash_inputs, package_versions, recipe_inputs
+        run = cls.open(recipe, root=root, name=name)
+        run.write_provenance(recipe, recipe_path=recipe_path)
+        return run
 
+    @classmethod
+    def open(cls, recipe, *, root: str | Path | None = None, name: str | None = None) -> "RunFolder":
+        """Make (or reopen) the folder without touching its provenance: the pipeline first
+        checks the recorded step fingerprints, then writes recipe.yaml / inputs.json, so they
+        never describe a recipe whose outputs are not the ones beside them."""
         run = cls(Path(root or recipe.output_dir) / (name or recipe.name))
         run.path.mkdir(parents=True, exist_ok=True)
         (run.path / "stages").mkdir(exist_ok=True)
-        dumped = recipe.model_dump(mode="json")
-        atomic_write_text(run.path / "recipe.yaml", yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True))
-        env = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "recipe_path": str(recipe_path) if recipe_path else None,
-               "versions": package_versions(), "git": git_revision(), "machine": machine_info()}
-        old = run._read("environment.json")
-        if old.get("created"):
-            env["first_created"] = old.get("first_created", old["created"])
-        atomic_write_json(run.path / "environment.json", env)
-        atomic_write_json(run.path / "inputs.json", hash_inputs(recipe_inputs(recipe)))
         if not (run.path / "state.json").exists():
             atomic_write_json(run.path / "state.json", {"stages": {}})
         return run
+
+    def write_provenance(self, recipe, *, recipe_path: str | Path | None = None) -> None:
+        from medllm.models.hardware import machine_info
+        from medllm.runs.provenance import git_revision, hash_inputs, package_versions, recipe_inputs
+
+        dumped = recipe.model_dump(mode="json")
+        atomic_write_text(self.path / "recipe.yaml", yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True))
+        env = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "recipe_path": str(recipe_path) if recipe_path else None,
+               "versions": package_versions(), "git": git_revision(), "machine": machine_info()}
+        old = self._read("environment.json")
+        if old.get("created"):
+            env["first_created"] = old.get("first_created", old["created"])
+        atomic_write_json(self.path / "environment.json", env)
+        atomic_write_json(self.path / "inputs.json", hash_inputs(recipe_inputs(recipe)))
 
     # ---------------------------------------------------------------- reading
     def _read(self, name: str) -> dict:
@@ -88,14 +99,22 @@ class RunFolder:
         state["stages"][step] = entry
         atomic_write_json(self.path / "state.json", state)
 
-    def reset_from(self, step: str, order: list[str]) -> None:
-        """Forget ``step`` and every later step so they run again (their files are overwritten)."""
-        later = order[order.index(step):]
-        state = self.state()
-        for s in later:
-            state["stages"].pop(s, None)
-        atomic_write_json(self.path / "state.json", state)
+    def clear_step(self, step: str) -> None:
+        """Forget ``step`` and delete its outputs (stages/<step>/: models, checkpoints, eval
+        caches), so it really runs again instead of resuming an old checkpoint."""
+        import shutil
 
+        state = self.state()
+        state["stages"].pop(step, None)
+        atomic_write_json(self.path / "state.json", state)
+        folder = self.path / "stages" / step
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+    def reset_from(self, step: str, order: list[str]) -> None:
+        """Forget ``step`` and every later step and delete their outputs, so they run again."""
+        for s in order[order.index(step):]:
+            self.clear_step(s)
 
 def load_run_summary(path: str | Path) -> dict:
     run = RunFolder(path)

@@ -81,7 +81,10 @@ class BatchingEngine:
                  max_context: int | None = None, adapters: tuple[str, ...] = ()):
         self.model = model
         self.tokenizer = tokenizer
-        self.device = str(next(model.parameters()).device)
+        from medllm.models import model_device
+
+        # where the inputs must go: cuda:N under a launcher, the first shard with device_map
+        self.device = model_device(model)
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.adapters = set(adapters)
@@ -309,13 +312,9 @@ class BatchingEngine:
 
 
 def _stop_token_ids(model, tokenizer) -> set[int]:
-    ids: set[int] = set()
-    for source in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
-        eos = getattr(source, "eos_token_id", None)
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, (list, tuple)):
-            ids.update(int(e) for e in eos)
+    from medllm.models import stop_token_ids
+
+    ids = set(stop_token_ids(model, tokenizer))   # every eos incl. generation_config's (Llama-3 <|eot_id|>)
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>") if hasattr(tokenizer, "convert_tokens_to_ids") else None
     if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
         ids.add(im_end)

@@ -6,8 +6,9 @@ three CPU-motivated changes, all measured (bench/train_throughput.py):
   (system + user turns, padding) have no target. A forward pre-hook on the output layer
   gathers those positions, so the model is still called through its own ``forward`` and
   DDP / PEFT / gradient checkpointing keep working and checkpoints keep their keys;
-* the head and its cross-entropy run in chunks of target positions, each recomputed in the
-  backward pass (activation checkpointing of the chunk): the full [targets x vocab] logits,
+* the head and its cross-entropy run in chunks of target positions (only where this process
+  holds the whole head weight: not under FSDP / ZeRO-3 sharding, see ``head_chunking_valid``),
+  each recomputed in the backward pass (activation checkpointing of the chunk): the full [targets x vocab] logits,
   their fp32 copy and their gradient never exist at once. On 8 x 256 packed tokens that is
   ~0.7 GB less peak memory at the same speed;
 * batches carry no wasted work: length-grouped padded batches, or padding-free packing
@@ -103,6 +104,32 @@ def chunked_head_ce(hidden: torch.Tensor, head: torch.nn.Linear, targets: torch.
     return total
 
 
+def weight_is_sharded(weight) -> bool:
+    """True when ``weight`` is a shard, not the whole matrix: an FSDP2 DTensor, a DeepSpeed
+    ZeRO-3 partitioned parameter (``ds_id``), or an FSDP1 flat-parameter view."""
+    try:
+        from torch.distributed.tensor import DTensor
+
+        if isinstance(weight, DTensor):
+            return True
+    except ImportError:  # torch without distributed
+        pass
+    return hasattr(weight, "ds_id") or hasattr(weight, "ds_status") or hasattr(weight, "_is_flat_param") \
+        or weight.numel() == 0
+
+
+def head_chunking_valid(head, *, fsdp: bool = False, zero3: bool = False) -> bool:
+    """The chunked head/CE applies the head's weight outside the module's forward, which is
+    right only when this process holds the whole, plain weight: never under FSDP or ZeRO-3
+    (whose hooks gather the weight only inside forward), never for a wrapped (LoRA) head."""
+    return type(head) is torch.nn.Linear and not fsdp and not zero3 and not weight_is_sharded(head.weight)
+
+
+def _zero3(accelerator) -> bool:
+    plugin = getattr(getattr(accelerator, "state", None), "deepspeed_plugin", None)
+    return bool(plugin is not None and getattr(plugin, "zero_stage", 0) == 3)
+
+
 class FastCausalLMTrainer(Trainer):
     """``Trainer`` computing the causal-LM loss on target positions only (see module doc)."""
 
@@ -116,9 +143,11 @@ class FastCausalLMTrainer(Trainer):
         # Chunking applies the head's weight directly, so only a plain Linear qualifies (not
         # a LoRA-wrapped head, not a model that post-processes its logits).
         cfg = getattr(self.accelerator.unwrap_model(self.model), "config", None)
-        self._select.defer = (type(head) is torch.nn.Linear
-                              and not getattr(cfg, "final_logit_softcapping", None)
-                              and getattr(cfg, "logit_scale", None) in (None, 1, 1.0))
+        self._chunk_ok = (head_chunking_valid(head, fsdp=bool(getattr(self, "is_fsdp_enabled", False)),
+                                              zero3=_zero3(self.accelerator))
+                          and not getattr(cfg, "final_logit_softcapping", None)
+                          and getattr(cfg, "logit_scale", None) in (None, 1, 1.0))
+        self._select.defer = self._chunk_ok
         self._hook = head.register_forward_pre_hook(self._select)
         self.model_accepts_loss_kwargs = True  # our loss is normalised by num_items_in_batch
         self.tokens_seen = 0
@@ -128,6 +157,8 @@ class FastCausalLMTrainer(Trainer):
         shift = inputs["shift_labels"].reshape(-1)
         fwd = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids")}
         keep = (shift != IGNORE).nonzero().squeeze(-1)
+        # re-checked per step: the weight becomes a shard only once the trainer wraps the model
+        self._select.defer = self._chunk_ok and not weight_is_sharded(self._head.weight)
         self._select.index = keep
         try:
             out = model(**fwd, use_cache=False)
