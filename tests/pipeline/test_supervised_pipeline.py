@@ -47,3 +47,14 @@ def test_supervised_recipe_trains_on_task_and_evaluates_base_and_final(tmp_path)
         tasks = json.loads(results.read_text())["tasks"]
         assert {"pubmedqa:loglik", "pubmedqa:generate"} <= set(tasks)
         assert all(t["n"] == 3 for t in tasks.values())
+
+
+def test_shipped_recipe_scores_a_fair_test_slice_within_memory_budget():
+    """pqal_test.jsonl is sorted by label: a first-N limit would score "yes" items only. And the
+    effective batch stays 8 while the micro-batch (what sets peak memory) is small."""
+    recipe = yaml.safe_load((REPO / "configs" / "supervised-pubmedqa.yaml").read_text())
+    for task in recipe["eval"]["tasks"]:
+        assert task.get("limit") is None or task.get("sample") == "random", task
+    sft = recipe["stages"]["sft"]
+    assert sft["batch_size"] * sft.get("grad_accum", 1) == 8 and sft["batch_size"] <= 2
+    assert sft["max_seq_len"] >= 880  # the longest dev conversation keeps its answer

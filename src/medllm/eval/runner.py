@@ -93,6 +93,13 @@ def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path 
     notes: list[str] = []
     mode = _effective_mode(spec, mode)
     examples = load_examples(spec, path, limit=limit, sample=sample, seed=seed)
+    if limit is not None and sample == "first" and len(examples) == limit:
+        from medllm.eval.slices import first_n_problem  # a label-sorted file + first-N = one class scored
+
+        warning = first_n_problem(examples, load_examples(spec, path))
+        if warning:
+            log.warning("task %s (%s): %s", spec.name, path, warning)
+            notes.append("WARNING: " + warning)
     labels = _labels_for(spec, examples)
     pool = _fewshot_pool(spec, path, examples, shots, notes)
     key = task_key(spec, mode, shots)
