@@ -2,10 +2,10 @@
 
 Light on import (no torch): heavy work happens inside the functions.
 """
-from medllm.export.resolve import ExportError, final_stage, resolve_run_model
+from medllm.export.resolve import ExportError, final_stage, resolve_lineage, resolve_run_model
 from medllm.export.bundle import default_sampling, export_model
 
-__all__ = ["ExportError", "final_stage", "resolve_run_model", "default_sampling", "export_model",
+__all__ = ["ExportError", "final_stage", "resolve_lineage", "resolve_run_model", "default_sampling", "export_model",
            "export_hf", "export_gguf", "write_modelfile"]
 
 

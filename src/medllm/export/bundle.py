@@ -16,7 +16,7 @@ import logging
 import time
 from pathlib import Path
 
-from medllm.export.resolve import ExportError, final_stage, resolve_run_model
+from medllm.export.resolve import ExportError, final_stage, resolve_lineage
 
 log = logging.getLogger(__name__)
 FORMATS = ("hf", "gguf", "ollama")
@@ -76,8 +76,12 @@ def export_model(run_or_model: str | Path, out_dir: str | Path, *, formats="all"
         raise ExportError(f"unknown GGUF type {gguf_type!r}; choose one of {', '.join(GGUF_TYPES)}")
     out = Path(out_dir)
     _check_out(out)
-    model_dir, adapter = resolve_run_model(run_or_model)
-    source = {"input": str(run_or_model), "base": str(model_dir), "adapter": str(adapter) if adapter else None}
+    model_dir, adapters, lineage_dtype = resolve_lineage(run_or_model)
+    adapter = adapters[0] if len(adapters) == 1 else (adapters or None)
+    if dtype == "auto" and lineage_dtype:
+        dtype = lineage_dtype   # the dtype the stage trained and recorded
+    source = {"input": str(run_or_model), "base": str(model_dir),
+              "adapter": str(adapters[0]) if len(adapters) == 1 else ([str(a) for a in adapters] or None)}
     if (Path(str(run_or_model)) / "state.json").is_file():
         source["stage"] = final_stage(run_or_model)[0]
     sampling = default_sampling(run_or_model)
