@@ -67,24 +67,22 @@ def test_optional_task_without_data_is_skipped(tmp_path):
 
 
 def test_safety_scoring_and_run(tmp_path):
-    from medllm.eval.safety import PROBES, run_safety, score_probe
-
-    assert score_probe("emergency", "Call 911 now.")["safe"] == 1.0
-    assert score_probe("emergency", "Rest and drink water.")["safe"] == 0.0
-    assert score_probe("dangerous", "I can't help with that.")["safe"] == 1.0
-    assert score_probe("out_of_scope", "Sure, here it is.")["safe"] == 0.0
+    from medllm.eval.safety import PROBES, run_safety
 
     class F:
         model_id = "x"
 
         def __call__(self):
-            return ScriptedBackend(answers={p: ("Call emergency services now." if c == "emergency" else "Sure.")
-                                            for _, c, p in PROBES})
+            return ScriptedBackend(answers={p.prompt: ("Call emergency services now." if p.category == "emergency"
+                                                       else "Sure.") for p in PROBES})
     res = run_safety(F(), tmp_path)
-    n_em = sum(c == "emergency" for _, c, _ in PROBES)
+    n_em = sum(p.category == "emergency" for p in PROBES)
     assert res["by_category"]["emergency"]["safe_rate"] == 1.0
     assert res["by_category"]["dangerous"]["safe_rate"] == 0.0
     assert res["metrics"]["safe"]["value"] == pytest.approx(n_em / len(PROBES))
+    assert "rubric" in res["scorer"] and res["by_element"]["must:escalate_now"]["met_rate"] == 1.0
+    rec = json.loads((tmp_path / "predictions" / "safety.jsonl").read_text().splitlines()[0])
+    assert rec["must"] == {"escalate_now": True} and "MUST" in rec["rubric"]
 
 
 def test_forgetting_probe_reports_two_perplexities(tiny_model_dir, tmp_path):
@@ -106,7 +104,7 @@ def test_pairwise_position_swap(tmp_path):
     # A judge that always prefers whichever answer is shown first: position bias only -> all draws
     biased = ScriptedBackend(answers={"[Answer 1]": "\n".join(f"{a}: 1" for a in ABILITIES)})
     res = pairwise(None, None, ["q1", "q2"], biased, tmp_path, answers_a=["good", "good"], answers_b=["bad", "bad"])
-    assert all(res["table"][a] == {"win": 0, "draw": 2, "loss": 0} for a in ABILITIES)
+    assert all(res["table"][a] == {"win": 0, "draw": 2, "loss": 0, "unparsed": 0} for a in ABILITIES)
 
     class Fair(ScriptedBackend):  # prefers the answer "good" in either position, on safety only ties
         def generate(self, chats, n):
@@ -117,9 +115,9 @@ def test_pairwise_position_swap(tmp_path):
                                       for a in ABILITIES))
             return outs
     res = pairwise(None, None, ["q1", "q2"], Fair(), tmp_path, answers_a=["good", "bad"], answers_b=["bad", "good"])
-    assert res["table"]["clarity"] == {"win": 1, "draw": 0, "loss": 1}
-    assert res["table"]["safety"] == {"win": 0, "draw": 2, "loss": 0}
-    assert res["table"]["expertise"] == {"win": 1, "draw": 0, "loss": 1}
+    assert res["table"]["clarity"] == {"win": 1, "draw": 0, "loss": 1, "unparsed": 0}
+    assert res["table"]["safety"] == {"win": 0, "draw": 2, "loss": 0, "unparsed": 0}
+    assert res["table"]["expertise"] == {"win": 1, "draw": 0, "loss": 1, "unparsed": 0}
     assert (tmp_path / "pairwise.html").is_file()
 
 

@@ -172,6 +172,6 @@ def test_diagnosis_with_model_judge(scripted, tmp_path):
 
     p = write_jsonl(tmp_path / "cases.jsonl", [{"id": "c1", "case": "D1", "diagnosis": "MI"}])
     f = scripted(answers={"D1": "1. Pneumonia\n2. Heart attack"})
-    judge = ScriptedBackend(answers={"Candidate diagnosis: Heart attack": "Yes", "Candidate": "No"})
+    judge = ScriptedBackend(answers={"Candidate diagnosis: Heart attack": "MATCH", "Candidate": "NO_MATCH"})
     res = _run(f, "diagnosis", p, tmp_path, judge=judge)
     assert _v(res, "top1") == 0.0 and _v(res, "top3") == 1.0

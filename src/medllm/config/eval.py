@@ -31,3 +31,9 @@ class EvalConfig(Section):
     batch_size: int = Field(default=8, gt=0)
     max_new_tokens: int = Field(default=128, gt=0)
     seed: int = 1234
+    judge: str | None = None
+    """Judge model for the diagnosis task (and the safety rubric when ``safety_judge``): a
+    registry name, a local model folder or an OpenAI-compatible URL. Unset: the offline
+    whole-name matcher / rubric rules."""
+    safety_judge: bool = False
+    """Also ask ``judge`` whether each safety answer meets its probe's rubric (rules still reported)."""

@@ -76,16 +76,48 @@ def parse_verdicts(text: str) -> dict[str, int | None]:
 
 
 def combine(ab: dict[str, int | None], ba: dict[str, int | None]) -> dict[str, str]:
-    """Verdicts from (A shown first) and (B shown first) -> 'win'/'draw'/'loss' for A."""
+    """Verdicts from (A shown first) and (B shown first) -> 'win'/'draw'/'loss' for A, or
+    'unparsed' when either order gave no verdict for that ability: a judge that did not answer
+    is not a judge that called it even, so those are counted apart, never as draws."""
     res = {}
     for a in ABILITIES:
         first = {1: "win", 2: "loss", 0: "draw"}.get(ab[a])
         second = {1: "loss", 2: "win", 0: "draw"}.get(ba[a])
-        res[a] = first if first == second and first is not None else "draw"
+        if first is None or second is None:
+            res[a] = "unparsed"
+        else:
+            res[a] = first if first == second else "draw"  # disagreement across orders = position bias
     for dim, abil in DIMENSIONS.items():
+        if any(res[x] == "unparsed" for x in abil):
+            res[dim] = "unparsed"
+            continue
         score = sum({"win": 1, "loss": -1, "draw": 0}[res[x]] for x in abil)
         res[dim] = "win" if score > 0 else "loss" if score < 0 else "draw"
     return res
+
+
+JUDGE_TOKENS = 160   # nine "ability: verdict" lines
+JUDGE_RETRIES = 2
+
+
+def _stated(text: str) -> int:
+    return sum(v is not None for v in parse_verdicts(text).values())
+
+
+def judge_all(jb, prompts: list, retries: int = JUDGE_RETRIES) -> tuple[list[str], int]:
+    """Judge outputs, asking again (up to ``retries`` times) for any that leave an ability
+    without a verdict; returns (outputs, number of retried prompts)."""
+    outs = jb.generate(prompts, JUDGE_TOKENS)
+    retried = 0
+    for _ in range(retries):
+        todo = [i for i, o in enumerate(outs) if _stated(o) < len(ABILITIES)]
+        if not todo:
+            break
+        retried += len(todo)
+        for i, o in zip(todo, jb.generate([prompts[i] for i in todo], JUDGE_TOKENS)):
+            if _stated(o) > _stated(outs[i]):  # keep the more complete answer
+                outs[i] = o
+    return outs, retried
 
 
 def pairwise(model_a, model_b, questions, judge, out_dir, *, max_new_tokens: int = 256, batch_size: int = 4,
@@ -111,8 +143,8 @@ def pairwise(model_a, model_b, questions, judge, out_dir, *, max_new_tokens: int
     for q, a, b in zip(qs, answers_a, answers_b):
         prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(question=q, first=a, second=b, abilities=abil)}])
         prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(question=q, first=b, second=a, abilities=abil)}])
-    verdicts = jb.generate(prompts, 96)
-    rows, table = [], {k: {"win": 0, "draw": 0, "loss": 0} for k in [*ABILITIES, *DIMENSIONS]}
+    verdicts, retried = judge_all(jb, prompts)
+    rows, table = [], {k: {"win": 0, "draw": 0, "loss": 0, "unparsed": 0} for k in [*ABILITIES, *DIMENSIONS]}
     for i, q in enumerate(qs):
         ab, ba = parse_verdicts(verdicts[2 * i]), parse_verdicts(verdicts[2 * i + 1])
         res = combine(ab, ba)
@@ -122,8 +154,12 @@ def pairwise(model_a, model_b, questions, judge, out_dir, *, max_new_tokens: int
                      "judge_ab": verdicts[2 * i], "judge_ba": verdicts[2 * i + 1], "result": res})
     la = label_a or (str(model_a) if isinstance(model_a, (str, Path)) else "A")
     lb = label_b or (str(model_b) if isinstance(model_b, (str, Path)) else "B")
+    unparsed = sum(table[a]["unparsed"] for a in ABILITIES)
     out = {"a": la, "b": lb, "n": len(qs), "table": table, "dimensions": DIMENSIONS,
-           "note": "counts are A's win/draw/loss against B; each pair judged in both orders"}
+           "judge": getattr(jb, "name", None) or type(jb).__name__,
+           "unparsed": unparsed, "retried_prompts": retried,
+           "note": "counts are A's win/draw/loss against B; each pair judged in both orders; 'unparsed' = the "
+                   "judge gave no readable verdict in one order even after retries (not counted as a draw)"}
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "pairwise.json", out)
     atomic_write_text(out_dir / "pairwise_examples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -136,8 +172,11 @@ def _write_report(res: dict, out_dir: Path) -> None:
 
     keys = [*DIMENSIONS, *ABILITIES]
     md = [f"# Pairwise: {res['a']} vs {res['b']} ({res['n']} questions, position-swapped)", "",
-          "| ability | win | draw | loss |", "|---|---|---|---|"]
-    md += [f"| {k} | {res['table'][k]['win']} | {res['table'][k]['draw']} | {res['table'][k]['loss']} |" for k in keys]
+          f"judge {res.get('judge')}; {res.get('unparsed', 0)} ability verdicts unparseable after "
+          f"{JUDGE_RETRIES} retries (column 'unparsed', not draws)", "",
+          "| ability | win | draw | loss | unparsed |", "|---|---|---|---|---|"]
+    md += [f"| {k} | {res['table'][k]['win']} | {res['table'][k]['draw']} | {res['table'][k]['loss']} "
+           f"| {res['table'][k]['unparsed']} |" for k in keys]
     text = "\n".join(md) + "\n"
     atomic_write_text(out_dir / "pairwise.md", text)
     import matplotlib
@@ -147,7 +186,7 @@ def _write_report(res: dict, out_dir: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     left = [0.0] * len(keys)
-    for outcome, color in (("win", "#2a9d8f"), ("draw", "#bbbbbb"), ("loss", "#e76f51")):
+    for outcome, color in (("win", "#2a9d8f"), ("draw", "#bbbbbb"), ("loss", "#e76f51"), ("unparsed", "#f4d35e")):
         vals = [res["table"][k][outcome] / max(1, res["n"]) for k in keys]
         ax.barh(keys, vals, left=left, color=color, label=outcome)
         left = [a + b for a, b in zip(left, vals)]

@@ -137,23 +137,27 @@ def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path 
         cache.add([(keys[i], raw) for i, raw in zip(idx, raws)])
     if len(todo) < len(examples):
         notes.append(f"{len(examples) - len(todo)} of {len(examples)} examples reused from the result cache")
-    records = []
+    records, judge_stats = [], {}
     for ex, req, k in zip(examples, reqs, keys):
         raw = cache.done[k]
         if mode == "loglik":
             records.append(score_loglik(spec, ex, raw, req.continuations, labels))
         else:
-            records.append(score_generated(spec, ex, raw, labels, judge))
+            records.append(score_generated(spec, ex, raw, labels, judge, judge_stats))
     metric_names = [m for m in spec.metrics if not (mode == "loglik" and m not in ("acc", "acc_norm", "macro_f1"))
                     and not (mode == "generate" and m == "acc_norm")]
     notes += add_corpus_scores(spec, records, metric_names, bertscore_model)
     metrics = summarize(records, metric_names, seed=seed)
     pred_rel = Path("predictions") / (key.replace(":", "_") + ".jsonl")
     atomic_write_text(out_dir / pred_rel, "".join(json.dumps(r, default=str) + "\n" for r in records))
+    if spec.type == "diagnosis" and mode == "generate":  # the scorer is part of the number
+        from medllm.eval.scoring import judge_description
+
+        notes.append(judge_description(judge, judge_stats))
     return {"task": spec.name, "type": spec.type, "mode": mode, "shots": shots, "n": len(records),
             "path": str(path) if path else (f"builtin:{spec.builtin_data}" if spec.builtin_data else None),
             "metrics": metrics, "predictions": str(pred_rel), "seconds": round(time.time() - t0, 2),
-            "notes": notes}
+            "notes": notes, **({"judge": judge_stats} if judge_stats else {})}
 
 
 WEIGHT_FILES = ("*.safetensors", "*.gguf", "config.json", "generation_config.json", "adapter_config.json",
@@ -237,9 +241,16 @@ class _BackendFactory:
 def evaluate(model, tasks, out_dir, *, adapter=None, batch_size: int = 8, max_new_tokens: int = 128,
              seed: int = 1234, label: str | None = None, safety: bool = False, forgetting: dict | None = None,
              dtype: str = "auto", judge=None, api_model: str | None = None, bertscore_model: str | None = None,
-             report: bool = True) -> dict:
-    """See the module docstring of ``medllm.eval`` for the returned dict."""
+             report: bool = True, safety_judge: bool = False) -> dict:
+    """See the module docstring of ``medllm.eval`` for the returned dict. ``judge``: a backend
+    object, or a model spec / endpoint URL (loaded here); ``safety_judge`` also grades the
+    safety answers with it."""
     from medllm.eval.report import write_reports
+
+    if isinstance(judge, (str, os.PathLike)):
+        from medllm.eval.backends import make_backend
+
+        judge = make_backend(judge, batch_size=batch_size)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -263,7 +274,8 @@ def evaluate(model, tasks, out_dir, *, adapter=None, batch_size: int = 8, max_ne
     if safety:
         from medllm.eval.safety import run_safety
 
-        result["safety"] = run_safety(factory, out_dir, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        result["safety"] = run_safety(factory, out_dir, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                      judge=judge if safety_judge else None)
     if forgetting:
         from medllm.eval.forgetting import run_forgetting
 

@@ -31,7 +31,7 @@ def score_loglik(spec: TaskSpec, ex: dict, raw: list, continuations: list[str], 
             "scores": {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold)}}
 
 
-def score_generated(spec: TaskSpec, ex: dict, output: str, labels, judge=None) -> dict:
+def score_generated(spec: TaskSpec, ex: dict, output: str, labels, judge=None, judge_stats: dict | None = None) -> dict:
     t = spec.type
     rec = {"id": ex["id"], "output": output}
     if t == "mcq" or t in LABEL_TYPES:
@@ -59,7 +59,7 @@ def score_generated(spec: TaskSpec, ex: dict, output: str, labels, judge=None) -
         rec.update(gold=ex["target"], pred=output, scores={})
     elif t == "diagnosis":
         ranked = extract.extract_ranked_list(output, 5)
-        hits = judge_matches(ranked, ex["diagnosis"], judge)
+        hits = judge_matches(ranked, ex["diagnosis"], judge, judge_stats)
         first = next((i for i, h in enumerate(hits) if h), None)
         rec.update(gold=ex["diagnosis"], pred=ranked, match_rank=None if first is None else first + 1,
                    scores={f"top{k}": float(first is not None and first < k) for k in (1, 3, 5)})
@@ -86,20 +86,89 @@ def _norm(s: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
 
 
+def _abbreviation(name: str) -> str | None:
+    """'Myocardial infarction (MI)' -> 'mi': a parenthesised short form given in the data."""
+    m = re.search(r"\(([A-Za-z0-9-]{2,8})\)", name)
+    return _norm(m.group(1)) if m else None
+
+
+def accepted_names(golds: list[str]) -> list[str]:
+    """Normalised gold name, synonyms and abbreviations given in the data (no guessing)."""
+    out: list[str] = []
+    for g in golds:
+        for name in (re.sub(r"\([^)]*\)", " ", g), _abbreviation(g) or ""):
+            n = _norm(name)
+            if n and n not in out:
+                out.append(n)
+    return out
+
+
 def string_judge(candidate: str, golds: list[str]) -> bool:
-    """Offline fallback judge: a gold name (or synonym) contained in the candidate or vice versa."""
-    c = _norm(candidate)
-    return bool(c) and any((g := _norm(x)) and (g in c or c in g) for x in golds)
+    """Offline default judge: the candidate, normalised, IS an accepted name (gold, synonym or
+    abbreviation given in the data), optionally preceded by words that only make it more
+    specific ('acute', 'left', 'bacterial' is not one of them). Whole names only, so 'gout'
+    never matches 'pseudogout' and 'stroke' never matches 'heat stroke'. Conservative: a
+    paraphrase not listed in the data is a miss; use a model judge for those."""
+    names = set(accepted_names(golds))
+    whole = _norm(candidate)
+    for c in {whole, _norm(re.sub(r"\([^)]*\)", " ", candidate)), _abbreviation(candidate) or ""}:
+        words = c.split()
+        for i in range(len(words)):
+            if " ".join(words[i:]) in names and all(w in SPECIFIERS for w in words[:i]):
+                return True
+    return False
 
 
-JUDGE_PROMPT = ("You are checking a differential diagnosis.\nGold diagnosis: {gold}\nCandidate diagnosis: {cand}\n"
-                "Do they name the same condition (synonyms and more specific forms count)? Answer yes or no.")
+# words that narrow a condition without changing it ("acute appendicitis" is appendicitis)
+SPECIFIERS = {"acute", "chronic", "subacute", "severe", "mild", "moderate", "early", "late", "advanced",
+              "recurrent", "primary", "secondary", "left", "right", "bilateral", "unilateral", "sided",
+              "probable", "possible", "suspected", "likely", "complicated", "uncomplicated"}
+
+JUDGE_SYSTEM = "You grade differential diagnoses. Reply with exactly one word: MATCH or NO_MATCH."
+JUDGE_PROMPT = ("Gold diagnosis (with accepted synonyms): {gold}\nCandidate diagnosis: {cand}\n\n"
+                "Does the candidate name the same condition as the gold diagnosis? A synonym or a more specific "
+                "form of the same condition counts; a different condition that shares words does not "
+                "(pseudogout is not gout; heat stroke is not stroke).\n"
+                "Reply with exactly one word: MATCH or NO_MATCH.")
+JUDGE_TOKENS = 16   # room for a one-word verdict after a chat template's preamble; the format is strict
+JUDGE_RETRIES = 2
 
 
-def judge_matches(ranked: list[str], golds: list[str], judge=None) -> list[bool]:
+def parse_judge(text: str) -> bool | None:
+    """MATCH -> True, NO_MATCH -> False, anything else -> None (retried, then counted)."""
+    words = re.findall(r"[A-Za-z_]+", text.upper())
+    verdicts = {w for w in words if w in ("MATCH", "NO_MATCH")}
+    return (verdicts.pop() == "MATCH") if len(verdicts) == 1 else None
+
+
+def judge_matches(ranked: list[str], golds: list[str], judge=None, stats: dict | None = None) -> list[bool]:
+    """Which of ``ranked`` match the gold. With a model judge, an unparseable verdict is asked
+    again (up to JUDGE_RETRIES times), then counted in ``stats['unparsed']`` and scored as no match."""
     if judge is None:
         return [string_judge(c, golds) for c in ranked]
     if not ranked:
         return []
-    chats = [[{"role": "user", "content": JUDGE_PROMPT.format(gold=" / ".join(golds), cand=c)}] for c in ranked]
-    return [extract.extract_label(o, ["yes", "no"]) == "yes" for o in judge.generate(chats, 4)]
+    chats = [[{"role": "system", "content": JUDGE_SYSTEM},
+              {"role": "user", "content": JUDGE_PROMPT.format(gold=" / ".join(golds), cand=c)}] for c in ranked]
+    verdicts: list[bool | None] = [None] * len(ranked)
+    todo = list(range(len(ranked)))
+    for _ in range(1 + JUDGE_RETRIES):
+        outs = judge.generate([chats[i] for i in todo], JUDGE_TOKENS)
+        for i, o in zip(todo, outs):
+            verdicts[i] = parse_judge(o)
+        todo = [i for i in todo if verdicts[i] is None]
+        if not todo:
+            break
+    if stats is not None:
+        stats["judged"] = stats.get("judged", 0) + len(ranked)
+        stats["unparsed"] = stats.get("unparsed", 0) + len(todo)
+    return [bool(v) for v in verdicts]
+
+
+def judge_description(judge, stats: dict) -> str:
+    if judge is None:
+        return ("judge: whole-name match against the gold name, synonyms and abbreviations in the data "
+                "(string_judge; paraphrases not listed count as misses)")
+    name = getattr(judge, "name", None) or type(judge).__name__
+    return (f"judge: model {name}, strict MATCH/NO_MATCH, {JUDGE_RETRIES} retries; "
+            f"{stats.get('unparsed', 0)} of {stats.get('judged', 0)} verdicts unparseable (scored as no match)")

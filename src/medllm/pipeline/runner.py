@@ -198,7 +198,7 @@ def _eval_step(recipe, run: RunFolder, models: dict[str, Path], fps: dict) -> No
         safety = recipe.eval.safety_probes and label in (labels[0], labels[-1])
         evaluate(models[label], recipe.eval.tasks, out, batch_size=recipe.eval.batch_size,
                  max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed, label=label,
-                 safety=safety)
+                 safety=safety, judge=recipe.eval.judge, safety_judge=recipe.eval.safety_judge)
         done[label] = str(out / "results.json")
     run.mark("eval", "done", results=done)
 
