@@ -88,6 +88,22 @@ class RunFolder:
         state["stages"][step] = entry
         atomic_write_json(self.path / "state.json", state)
 
+    def mark_interrupted(self, reason: str) -> list[str]:
+        """After SIGTERM/Ctrl-C: every step left ``running`` (or just marked ``failed`` by the
+        interruption itself) becomes ``interrupted``; returns their names."""
+        state = self.state()
+        hit = []
+        for step, entry in state["stages"].items():
+            if entry.get("status") == "running" or (
+                    entry.get("status") == "failed" and str(entry.get("error", "")).startswith(("Interrupted", "KeyboardInterrupt"))):
+                hit.append(step)
+                now = time.time()
+                entry.update(status="interrupted", error=reason, finished=now,
+                             seconds=round(now - entry.get("started", now), 2))
+        if hit:
+            atomic_write_json(self.path / "state.json", state)
+        return hit
+
     def reset_from(self, step: str, order: list[str]) -> None:
         """Forget ``step`` and every later step so they run again (their files are overwritten)."""
         later = order[order.index(step):]
