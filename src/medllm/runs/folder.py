@@ -99,6 +99,22 @@ class RunFolder:
         state["stages"][step] = entry
         atomic_write_json(self.path / "state.json", state)
 
+    def mark_interrupted(self, reason: str) -> list[str]:
+        """After SIGTERM/Ctrl-C: every step left ``running`` (or just marked ``failed`` by the
+        interruption itself) becomes ``interrupted``; returns their names."""
+        state = self.state()
+        hit = []
+        for step, entry in state["stages"].items():
+            if entry.get("status") == "running" or (
+                    entry.get("status") == "failed" and str(entry.get("error", "")).startswith(("Interrupted", "KeyboardInterrupt"))):
+                hit.append(step)
+                now = time.time()
+                entry.update(status="interrupted", error=reason, finished=now,
+                             seconds=round(now - entry.get("started", now), 2))
+        if hit:
+            atomic_write_json(self.path / "state.json", state)
+        return hit
+
     def clear_step(self, step: str) -> None:
         """Forget ``step`` and delete its outputs (stages/<step>/: models, checkpoints, eval
         caches), so it really runs again instead of resuming an old checkpoint."""
@@ -115,6 +131,7 @@ class RunFolder:
         """Forget ``step`` and every later step and delete their outputs, so they run again."""
         for s in order[order.index(step):]:
             self.clear_step(s)
+
 
 def load_run_summary(path: str | Path) -> dict:
     run = RunFolder(path)
