@@ -1,6 +1,8 @@
 """The ``serve:`` section: defaults for ``medllm serve`` on a run."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from medllm.config.base import Section
@@ -32,3 +34,17 @@ class ServeConfig(Section):
     # Binding a non-loopback address without API keys needs this explicit opt-in.
     allow_unauthenticated_remote: bool = False
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
+    # --- where generation happens (see docs/deployment.md)
+    # "medllm": the in-process engine (--backend picks transformers / llama.cpp / hybrid);
+    # "vllm": a vLLM child process on loopback, medllm in front of it as the gateway.
+    engine: Literal["medllm", "vllm"] = "medllm"
+    tensor_parallel: int = Field(default=1, gt=0)             # vLLM --tensor-parallel-size
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    max_model_len: int | None = Field(default=None, gt=0)    # vLLM context length (default: the model's)
+    engine_start_timeout_s: float = Field(default=900, gt=0)  # model load + CUDA graph capture
+    # Gateway mode: proxy to an OpenAI-compatible server that is already running.
+    upstream_url: str | None = None
+    upstream_key_file: str | None = None                      # file holding the upstream's bearer key
+    upstream_models: dict[str, str] = Field(default_factory=dict)   # id clients use -> upstream id
+    upstream_connect_timeout_s: float = Field(default=5, gt=0)      # upstream down -> 503 after this
+    upstream_read_timeout_s: float = Field(default=120, gt=0)       # longest silence between chunks

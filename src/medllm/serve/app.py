@@ -27,6 +27,7 @@ from medllm.serve.safety import SafetyLayer
 from medllm.serve.sampling import SamplingParams
 from medllm.serve.schemas import ChatCompletionRequest, CompletionRequest
 from medllm.serve.security import KeyStore, RateLimiter
+from medllm.serve.upstream import UpstreamEngine
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -209,20 +210,26 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         req = await parse(request, ChatCompletionRequest)
         sm, adapter, model_id = pick_model(req)
         msgs = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
+        upstream = isinstance(sm.engine, UpstreamEngine)   # gateway: the upstream applies its own template
         try:
-            prompt = sm.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+            prompt = (json.dumps(msgs, ensure_ascii=False) if upstream
+                      else sm.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
         except Exception as exc:  # template errors are the request's fault (e.g. role order)
             raise ApiError(400, f"cannot apply the chat template: {exc}") from None
         last_user = next((m["content"] for m in reversed(msgs) if m["role"] == "user"), "")
         flags = safety.check(last_user)
         metrics.red_flags += bool(flags)
-        gen = Generation(sm.engine, tokenize(sm, prompt), sampling_for(req, sm), adapter)
+        gen = (sm.engine.generation("chat", {"messages": msgs}, sampling_for(req, sm), adapter) if upstream
+               else Generation(sm.engine, tokenize(sm, prompt), sampling_for(req, sm), adapter))
         start(gen)
         adapter_id = req.model if adapter else None
         pre, post = safety.prefix(flags), safety.suffix()
         rid, created, t0 = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), time.monotonic()
         endpoint = "/v1/chat/completions"
         extra = {"medllm": {"red_flags": flags, "disclaimer": safety.enabled}}
+        if upstream and (failed := await gen.connected()):   # upstream down/refused: an HTTP error, audited
+            finish(user, endpoint, model_id, sm, adapter_id, prompt, gen, failed.status, flags, t0)
+            raise ApiError(failed.status, failed.message, failed.type, failed.code, failed.headers)
 
         if not req.stream:
             try:
@@ -281,11 +288,16 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         user = authenticate(request)
         req = await parse(request, CompletionRequest)
         sm, adapter, model_id = pick_model(req)
-        gen = Generation(sm.engine, tokenize(sm, req.prompt), sampling_for(req, sm), adapter)
+        upstream = isinstance(sm.engine, UpstreamEngine)
+        gen = (sm.engine.generation("completion", {"prompt": req.prompt}, sampling_for(req, sm), adapter)
+               if upstream else Generation(sm.engine, tokenize(sm, req.prompt), sampling_for(req, sm), adapter))
         start(gen)
         adapter_id = req.model if adapter else None
         rid, created, t0 = f"cmpl-{uuid.uuid4().hex}", int(time.time()), time.monotonic()
         endpoint = "/v1/completions"
+        if upstream and (failed := await gen.connected()):
+            finish(user, endpoint, model_id, sm, adapter_id, req.prompt, gen, failed.status, [], t0)
+            raise ApiError(failed.status, failed.message, failed.type, failed.code, failed.headers)
 
         def body(choices, usage=None):
             out = {"id": rid, "object": "text_completion", "created": created, "model": model_id,

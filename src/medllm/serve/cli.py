@@ -31,6 +31,16 @@ def _parse_adapters(items: list[str]) -> dict[str, Path]:
     return out
 
 
+def _parse_upstream_models(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, _, target = item.partition("=")
+        if not name:
+            fail(f"--upstream-model expects NAME or NAME=UPSTREAM_ID, got {item!r}")
+        out[name] = target or name
+    return out
+
+
 def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model reference or run folder (runs/<name>)."),
           host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
           port: int = typer.Option(8000, min=1, max=65535),
@@ -47,9 +57,39 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
           allow_unauthenticated_remote: bool = typer.Option(
               False, help="Allow a non-loopback bind without --api-keys (not recommended)."),
           temperature: Optional[float] = typer.Option(None, help="Default temperature for this model."),
-          dtype: str = typer.Option("auto", help="auto (bf16 on AMX CPUs) | float32 | bfloat16")) -> None:
+          dtype: str = typer.Option("auto", help="auto (bf16 on AMX CPUs) | float32 | bfloat16"),
+          engine: str = typer.Option("medllm", help="medllm (in-process, see --backend) | vllm (a vLLM child "
+                                                    "process on loopback, medllm as the gateway in front)."),
+          tensor_parallel: int = typer.Option(1, min=1, help="--engine vllm: GPUs to shard the model over."),
+          gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0, help="--engine vllm: GPU memory share."),
+          max_model_len: Optional[int] = typer.Option(None, min=16, help="--engine vllm: context length "
+                                                                        "(default: the recipe's max_seq_len, else the model's)."),
+          engine_start_timeout: float = typer.Option(900, min=1, help="--engine vllm: seconds to wait for it to serve."),
+          upstream: Optional[str] = typer.Option(None, "--upstream", help="Gateway mode: URL of a running "
+                                                 "OpenAI-compatible server (vLLM, llama-server, TGI, medllm)."),
+          upstream_key_file: Optional[Path] = typer.Option(None, "--upstream-key-file",
+                                                           help="File holding the upstream's API key."),
+          upstream_model: Optional[list[str]] = typer.Option(None, "--upstream-model", help="NAME[=UPSTREAM_ID] to "
+                                                             "serve (repeat; default: all the upstream lists)."),
+          upstream_timeout: float = typer.Option(120, min=0.1, help="Seconds the upstream may stay silent mid-answer."),
+          upstream_connect_timeout: float = typer.Option(5, min=0.1, help="Seconds to connect before answering 503.")
+          ) -> None:
     """Serve a model or a training run over an OpenAI-compatible API with a web chat at /."""
     from medllm.config.serve import SamplingDefaults, ServeConfig
+
+    if engine not in ("medllm", "vllm"):
+        fail(f"--engine {engine!r}: expected medllm or vllm")
+    if upstream and engine == "vllm":
+        fail("--upstream and --engine vllm both say where generation happens; pick one")
+    if upstream and check:
+        fail("--check verifies local weights; with --upstream the upstream holds them")
+    if engine == "vllm":
+        from medllm.serve.vllm import EngineUnavailable, check_vllm
+
+        try:
+            check_vllm()   # before anything starts
+        except EngineUnavailable as exc:
+            fail(str(exc))
 
     if not _is_loopback(host) and api_keys is None and not allow_unauthenticated_remote:
         fail(f"refusing to bind {host} without --api-keys: anyone on the network could use the model. "
@@ -59,6 +99,13 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
                              audit_log=str(audit_log) if audit_log else None, audit_full_text=audit_full_text,
                              max_batch=max_batch, max_queue=max_queue, rate_limit_per_minute=rate_limit,
                              safety_layer=not no_safety, allow_unauthenticated_remote=allow_unauthenticated_remote,
+                             engine=engine, tensor_parallel=tensor_parallel,
+                             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                             engine_start_timeout_s=engine_start_timeout, upstream_url=upstream,
+                             upstream_key_file=str(upstream_key_file) if upstream_key_file else None,
+                             upstream_models=_parse_upstream_models(upstream_model or []),
+                             upstream_read_timeout_s=upstream_timeout,
+                             upstream_connect_timeout_s=upstream_connect_timeout,
                              **({"sampling": SamplingDefaults(temperature=temperature)}
                                 if temperature is not None else {}))
     except ValueError as exc:
@@ -91,8 +138,7 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
         sampling = config.sampling
         if is_run_dir(model) and (Path(model) / "recipe.yaml").is_file() and "sampling" not in config.model_fields_set:
             sampling = _run_sampling(Path(model), sampling)
-        pool = load_pool(model, adapters=adapters, max_batch=config.max_batch, max_queue=config.max_queue,
-                         dtype=dtype, sampling=sampling, backend=backend)
+        pool = _engine_pool(model, config, adapters=adapters, dtype=dtype, sampling=sampling, backend=backend)
     except (KeyFileError, ServeModelError, ModelNotFound, ValueError, OSError) as exc:
         fail(str(exc))
     app = create_app(config, pool, keys=keys, audit=audit)
@@ -103,6 +149,55 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning", server_header=False)
     finally:
         pool.stop()
+
+
+def _engine_pool(model: str, config, *, adapters, dtype: str, sampling, backend: str):
+    """Where generation happens: in this process (default), a vLLM child, or an upstream server."""
+    from medllm.serve.models import load_pool
+
+    if config.upstream_url:
+        from medllm.serve.upstream import Upstream, read_key_file, upstream_pool
+
+        up = Upstream(config.upstream_url,
+                      api_key=read_key_file(config.upstream_key_file) if config.upstream_key_file else None,
+                      connect_timeout=config.upstream_connect_timeout_s, read_timeout=config.upstream_read_timeout_s,
+                      max_connections=config.max_batch + config.max_queue)
+        return upstream_pool(up, models=config.upstream_models or None, sampling=sampling)
+    if config.engine == "vllm":
+        from medllm.serve.vllm import plan_vllm, start_vllm, vllm_pool
+
+        plan = plan_vllm(model, adapters=adapters)
+        for note in plan.notes:
+            console.print(f"[yellow]{note}[/]", highlight=False)
+        console.print(f"starting vLLM on {plan.model} (tensor parallel {config.tensor_parallel}); "
+                      "this can take minutes", highlight=False)
+        server = start_vllm(plan, tensor_parallel=config.tensor_parallel,
+                            gpu_memory_utilization=config.gpu_memory_utilization,
+                            max_model_len=config.max_model_len or _run_max_len(model),
+                            timeout=config.engine_start_timeout_s)
+        try:
+            return vllm_pool(server, sampling=sampling, connect_timeout=config.upstream_connect_timeout_s,
+                             read_timeout=config.upstream_read_timeout_s,
+                             max_connections=config.max_batch + config.max_queue)
+        except BaseException:
+            server.stop()
+            raise
+    return load_pool(model, adapters=adapters, max_batch=config.max_batch, max_queue=config.max_queue,
+                     dtype=dtype, sampling=sampling, backend=backend)
+
+
+def _run_max_len(model: str) -> int | None:
+    """A run's recipe ``model.max_seq_len`` is the context vLLM reserves KV cache for."""
+    from medllm.serve.models import is_run_dir
+
+    if not (is_run_dir(model) and (Path(model) / "recipe.yaml").is_file()):
+        return None
+    from medllm.runs import RunFolder
+
+    try:
+        return RunFolder(Path(model)).recipe().model.max_seq_len
+    except Exception:
+        return None
 
 
 def _run_sampling(run: Path, fallback):
