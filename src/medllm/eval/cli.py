@@ -19,15 +19,29 @@ def register(app: typer.Typer) -> None:
 
 @eval_app.command("list-tasks")
 def list_tasks_cmd() -> None:
-    """Built-in tasks, their modes, metrics and the public file format each expects."""
-    from rich.table import Table
+    """Built-in tasks, their modes, metrics and the public file formats each reads."""
+    import textwrap
 
     from medllm.eval import list_tasks
+    from medllm.eval.loaders import FORMATS
 
-    table = Table("task", "type", "modes", "format", "metrics", "expects")
+    # one block per task rather than a wide table: stays readable in an 80-column terminal
+    width = 80
+
+    def block(label: str, text: str) -> None:
+        for i, line in enumerate(textwrap.wrap(text, width - 10)):
+            console.print(f"  {label:<8}" if i == 0 else " " * 10, line, sep="", highlight=False, soft_wrap=True)
+
     for t in list_tasks():
-        table.add_row(t["name"], t["type"], ",".join(t["modes"]), t["format"], ",".join(t["metrics"]), t["data"])
-    console.print(table)
+        console.print(f"[bold]{t['name']}[/]  ({t['type']}; modes: {', '.join(t['modes'])})",
+                      highlight=False, soft_wrap=True)
+        block("metrics", ", ".join(t["metrics"]))
+        for i, form in enumerate(FORMATS.get(t["format"], [t["format"]])):
+            block("reads" if i == 0 else "", form)
+        block("fields", t["data"])
+        if t.get("default_path"):
+            block("usual", t["default_path"])
+        console.print("")
 
 
 @eval_app.command("run")

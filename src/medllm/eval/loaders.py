@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -198,9 +199,123 @@ def _read_brat(path: Path, spec: TaskSpec) -> Iterator[tuple[str, dict]]:
         yield str(txt), {"id": txt.stem, "tokens": [t[2] for t in toks], "tags": tags}
 
 
-READERS = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "pubmedqa": _read_pubmedqa,
+def _tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        for i, line in enumerate(fh, 1):
+            if line.strip():
+                yield i, line.rstrip("\r\n").split("\t")
+
+
+HEADER_WORDS = {"index", "id", "sentence", "text", "label", "labels", "sentence1", "sentence2", "gold_label"}
+
+
+def _read_tsv(path: Path, spec: TaskSpec) -> Iterator[tuple[str, dict]]:
+    """BLURB/BLUE-style TSV: a header row (``index<TAB>sentence<TAB>label``, or any column names,
+    mapped by ``fields:``) or none: ``sentence<TAB>label`` / ``id<TAB>sentence<TAB>label``."""
+    header, first = None, True
+    for i, cells in _tsv_rows(path):
+        if first and {c.strip().lower() for c in cells} & (HEADER_WORDS | {v.lower() for v in spec.fields.values()}):
+            header, first = [c.strip() for c in cells], False
+            continue
+        first = False
+        where = f"{path}:{i}"
+        if header:
+            if len(cells) != len(header):
+                raise TaskDataError(f"{where}: expected {len(header)} tab-separated columns "
+                                    f"({', '.join(header)}), got {len(cells)}")
+            rec = dict(zip(header, cells))
+            rec.setdefault("text", rec.get("sentence"))
+            rec.setdefault("id", rec.get("index"))
+            yield where, rec
+        elif len(cells) == 2:
+            yield where, {"text": cells[0], "label": cells[1], "labels": cells[1]}
+        elif len(cells) == 3:
+            yield where, {"id": cells[0], "text": cells[1], "label": cells[2], "labels": cells[2]}
+        else:
+            raise TaskDataError(f"{where}: expected 'sentence<TAB>label' or 'id<TAB>sentence<TAB>label' "
+                                f"(or a header row), got {len(cells)} columns")
+
+
+def _strip_prefix_labels(rec: dict) -> dict:
+    """DDI-2013 TSVs label 'DDI-mechanism', 'DDI-false'; the task's labels are the bare names."""
+    lab = rec.get("label")
+    if isinstance(lab, str) and lab.strip().lower().startswith("ddi-"):
+        rec = {**rec, "label": lab.strip()[4:].lower()}
+    return rec
+
+
+def _read_ddi_xml_file(f: Path) -> Iterator[tuple[str, dict]]:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(f).getroot()
+    except ET.ParseError as exc:
+        raise TaskDataError(f"{f}:{exc.position[0]}: invalid XML ({exc}); expected the DDI-2013 corpus "
+                            "<document><sentence text=...><entity charOffset=...><pair e1 e2 ddi type>") from None
+    for sent in root.iter("sentence"):
+        sid = sent.get("id", "?")
+        where = f"{f}: sentence '{sid}'"
+        text = sent.get("text")
+        if text is None:
+            raise _err(where, "text", "missing attribute on <sentence>")
+        ents = {}
+        for e in sent.findall("entity"):
+            off = e.get("charOffset")
+            if not e.get("id") or not off:
+                raise _err(where, "entity.charOffset", "each <entity> needs id and charOffset='START-END'")
+            try:  # END is inclusive; discontinuous mentions "a-b;c-d" are masked as one span a..d
+                parts = [tuple(int(x) for x in span.split("-")) for span in off.split(";")]
+            except ValueError:
+                raise _err(where, "entity.charOffset", f"'{off}' is not START-END[;START-END]") from None
+            ents[e.get("id")] = (parts[0][0], parts[-1][1] + 1)
+        for pair in sent.findall("pair"):
+            pid, e1, e2, ddi = pair.get("id"), pair.get("e1"), pair.get("e2"), pair.get("ddi")
+            if e1 not in ents or e2 not in ents or ddi not in ("true", "false"):
+                raise _err(f"{where} pair '{pid}'", "pair", "needs e1, e2 naming entities of the sentence "
+                                                           "and ddi='true'|'false'")
+            label = (pair.get("type") or "int").lower() if ddi == "true" else "false"
+            masked = text
+            for start, end in sorted((ents[e1], ents[e2]), reverse=True):
+                masked = masked[:start] + "@DRUG$" + masked[end:]
+            yield f"{where} pair '{pid}'", {"id": pid or f"{sid}-{e1}-{e2}", "text": masked, "label": label}
+
+
+def _read_ddi(path: Path, spec: TaskSpec) -> Iterator[tuple[str, dict]]:
+    """DDI-2013 as released: the XML corpus (a folder searched recursively, or one .xml file),
+    the BLURB/BLUE masked TSV (``@DRUG$`` masks, ``DDI-*`` labels), or JSONL."""
+    if path.is_dir() or path.suffix.lower() == ".xml":
+        files = sorted(path.rglob("*.xml")) if path.is_dir() else [path]
+        if not files:
+            raise TaskDataError(f"{path}: no .xml files (expected the DDI-2013 corpus folder, e.g. "
+                                "Test/Test for DDI Extraction task/DrugBank/*.xml)")
+        for f in files:
+            yield from _read_ddi_xml_file(f)
+        return
+    reader = _read_tsv if path.suffix.lower() in (".tsv", ".txt") else _read_jsonl
+    for where, rec in reader(path, spec):
+        yield where, _strip_prefix_labels(rec)
+
+
+READERS = {"jsonl": _read_jsonl, "tsv": _read_tsv, "ddi": _read_ddi, "json": _read_json, "csv": _read_csv, "pubmedqa": _read_pubmedqa,
            "mmlu_csv": _read_mmlu_csv, "medqa": _read_medqa, "medmcqa": _read_medmcqa, "squad": _read_squad,
            "conll": _read_conll, "brat": _read_brat}
+
+# What each reader accepts, for ``medllm eval list-tasks`` and error messages.
+FORMATS: dict[str, list[str]] = {
+    "jsonl": ["JSONL, one object per line (fields: maps columns)", "a .tsv file: BLURB-style TSV"],
+    "json": ["JSON list of objects, or an object keyed by id"],
+    "csv": ["CSV with a header row (fields: maps columns)", "a .tsv file: BLURB-style TSV"],
+    "tsv": ["BLURB/BLUE TSV: header row, or sentence<TAB>label, or", "id<TAB>sentence<TAB>label"],
+    "pubmedqa": ["PubMedQA ori_pqal.json / pqal_*.jsonl (QUESTION, CONTEXTS, final_decision)"],
+    "mmlu_csv": ["MMLU CSV folder/file: question,A,B,C,D,answer (no header)"],
+    "medqa": ["MedQA JSONL as released: question, options {A..E}, answer_idx"],
+    "medmcqa": ["MedMCQA dev.json/JSONL: question, opa..opd, cop (1-based)"],
+    "squad": ["SQuAD v1 / emrQA JSON: data[].paragraphs[].qas[]"],
+    "conll": ["CoNLL/BIO: TOKEN ... TAG per line, blank line between sentences"],
+    "brat": ["brat folder: NAME.txt + NAME.ann (T lines)"],
+    "ddi": ["DDI-2013 XML corpus folder or .xml (sentence/entity/pair, type=)",
+            "BLURB masked TSV (@DRUG$, DDI-* labels), with/without header", "JSONL {text, label}"],
+}
 
 
 # ----------------------------------------------------------------- canonicalise + validate
@@ -211,6 +326,28 @@ def _as_list(value: Any) -> list:
         sep = ";" if ";" in value else "|" if "|" in value else ","
         return [v.strip() for v in value.split(sep) if v.strip()]
     return [value]
+
+
+def _multilabels(spec: TaskSpec, where: str, raw: Any) -> list[str]:
+    """Label names (a list or 'a; b' string), 'none'/empty for no label, or BLURB HoC's forms:
+    a 0/1 vector over ``labels`` or 'index_value' pairs ('0_1,1_0,...')."""
+    field = spec.fields.get("labels", "labels")
+    values = _as_list(raw) if raw not in ("", None) else []
+    labels = spec.labels or []
+    if values and labels and len(values) == len(labels) and all(str(v).strip() in ("0", "1") for v in values):
+        return [lab for lab, v in zip(labels, values) if str(v).strip() == "1"]
+    if values and all(isinstance(v, str) and re.fullmatch(r"\d+_[01]", v.strip()) for v in values) and labels:
+        out = []
+        for v in values:
+            k, on = (int(x) for x in v.strip().split("_"))
+            if k >= len(labels):
+                raise _err(where, field, f"'{v}': label index {k} outside the {len(labels)} labels")
+            if on:
+                out.append(labels[k])
+        return out
+    if len(values) == 1 and str(values[0]).strip().lower() in ("none", "[]", "null"):
+        return []
+    return [_label(spec, where, field, v) for v in values]
 
 
 def _label(spec: TaskSpec, where: str, field: str, raw: Any) -> str:
@@ -230,6 +367,8 @@ def canonical(spec: TaskSpec, where: str, rec: dict, index: int) -> dict:
     required = ("question", "label") if spec.type == "mcq" and spec.labels is not None else REQUIRED[spec.type]
     for field in required:
         src = spec.fields.get(field, field)
+        if spec.type == "multilabel" and field == "labels" and ex.get(field) is not None:
+            continue  # an empty label set is a valid answer (HoC abstracts without a hallmark)
         if ex.get(field) is None or (isinstance(ex.get(field), (str, list)) and not ex.get(field)):
             raise _err(where, {"label": "final_decision"}.get(src, src) if spec.format == "pubmedqa" else src,
                        "missing or empty")
@@ -256,7 +395,7 @@ def canonical(spec: TaskSpec, where: str, rec: dict, index: int) -> dict:
     elif t in ("relation", "classification", "nli"):
         ex["label"] = _label(spec, where, spec.fields.get("label", "label"), ex["label"])
     elif t == "multilabel":
-        ex["labels"] = [_label(spec, where, spec.fields.get("labels", "labels"), v) for v in _as_list(ex["labels"])]
+        ex["labels"] = _multilabels(spec, where, ex["labels"])
     elif t == "extractive_qa":
         ex["answers"] = [str(a) for a in _as_list(ex["answers"]) if a]
         if not ex["answers"]:
@@ -289,6 +428,8 @@ def load_examples(spec: TaskSpec, path: str | Path | None, *, limit: int | None 
     if not path.exists():
         raise TaskDataError(f"{path}: file not found (task '{spec.name}')")
     reader = READERS.get(spec.format)
+    if path.suffix.lower() == ".tsv" and spec.format in ("jsonl", "json", "csv"):
+        reader = _read_tsv
     if reader is None:
         raise TaskDataError(f"task '{spec.name}': unknown format '{spec.format}' (known: {', '.join(READERS)})")
     out, seen = [], set()
