@@ -53,6 +53,8 @@ class DeidConfig(Section):
     keep_originals_in_audit: bool = False
     ner_model: str | None = None
     """Optional local spaCy/transformers NER model folder for names. Nothing is downloaded."""
+    keep_facilities: bool = False
+    """Keep hospital/clinic/school names (off: i2b2 counts HOSPITAL as PHI and a small clinic locates a patient)."""
 
 
 class MixConfig(Section):

@@ -123,6 +123,7 @@ def deid(path: str = typer.Argument(...), out: Path = typer.Option(..., "--out")
          date_shift: bool = typer.Option(True, help="Shift dates per document (else keep the year only)."),
          keep_originals: bool = typer.Option(False, help="Put original values in the audit (keep it private)."),
          ner_model: Optional[str] = typer.Option(None, help="Local spaCy/transformers NER folder for names."),
+         keep_facilities: bool = typer.Option(False, help="Keep hospital/clinic/school names (default: replace them)."),
          audit: Optional[Path] = typer.Option(None, help="Span audit JSONL (default: next to --out).")) -> None:
     """Remove/replace HIPAA Safe Harbor identifiers; write a span-level audit."""
     from medllm.config.data import DeidConfig
@@ -131,7 +132,7 @@ def deid(path: str = typer.Argument(...), out: Path = typer.Option(..., "--out")
 
     loaded = _load(path, kind, fmt, columns)
     cfg = DeidConfig(enabled=True, mode=mode, date_shift=date_shift, keep_originals_in_audit=keep_originals,
-                     ner_model=ner_model)
+                     ner_model=ner_model, keep_facilities=keep_facilities)
     ds, spans, counts = deidentify_dataset(loaded.dataset, cfg)
     save_jsonl(ds, out)
     audit = audit or out.with_suffix(".deid_audit.jsonl")
@@ -151,26 +152,51 @@ def synth_phi(out: Path = typer.Option(..., "--out"), n: int = typer.Option(500)
 
 @data_app.command("deid-eval")
 def deid_eval(notes: Optional[Path] = typer.Option(None, help="JSONL from synth-phi (default: generate)."),
+              gold: Optional[str] = typer.Option(None, "--gold", help="Hand-written gold notes (.txt markup or "
+                                                 ".jsonl, see docs/privacy.md); 'builtin' = the bundled set."),
+              split: str = typer.Option("all", help="Gold split: dev | heldout | all."),
               n: int = typer.Option(500), seed: int = typer.Option(0),
               out: Optional[Path] = typer.Option(None, help="Report JSON."),
+              keep_facilities: bool = typer.Option(False, help="Do not count/remove hospital and clinic names."),
               ner_model: Optional[str] = typer.Option(None)) -> None:
-    """Precision/recall per identifier type on synthetic notes."""
+    """Recall per identifier type, precision, misses and clinical terms removed (gold or synthetic notes)."""
     from rich.table import Table
 
     from medllm.data.deid.engine import Deidentifier
     from medllm.data.deid.evaluate import evaluate_deid
-    from medllm.data.deid.synth import synth_corpus
+    from medllm.data.deid.gold import GoldError, load_gold
     from medllm.io import atomic_write_json
 
-    corpus = [json.loads(line) for line in notes.read_text().splitlines() if line.strip()] if notes else synth_corpus(n, seed)
-    report = evaluate_deid(corpus, Deidentifier(ner_model=ner_model))
+    if gold:
+        try:
+            corpus = load_gold(None if gold == "builtin" else Path(gold), split=split)
+        except GoldError as exc:
+            fail(str(exc))
+        if keep_facilities:
+            corpus = [dict(c, spans=[s for s in c["spans"] if s["entity"] != "FACILITY"]) for c in corpus]
+    elif notes:
+        corpus = [json.loads(line) for line in notes.read_text().splitlines() if line.strip()]
+    else:
+        from medllm.data.deid.synth import synth_corpus
+
+        corpus = synth_corpus(n, seed)
+    report = evaluate_deid(corpus, Deidentifier(ner_model=ner_model, keep_facilities=keep_facilities),
+                           max_examples=None if gold else 5)
     table = Table("type", "gold", "predicted", "recall", "recall (type)", "precision")
     for e, r in report["per_type"].items():
         table.add_row(e, str(r["gold"]), str(r["predicted"]), *(f"{r[k]:.3f}" if r[k] is not None else "-"
                                                               for k in ("recall", "recall_type_strict", "precision")))
     console.print(table)
+    if gold:
+        for e, items in report["missed_examples"].items():
+            for item in items:
+                console.print(f"missed {e}: {item}", highlight=False, markup=False)
+        for item in report["clinical_terms"]["removed_list"]:
+            console.print(f"clinical term removed: {item}", highlight=False, markup=False)
+    c = report["clinical_terms"]
     console.print(f"overall recall {report['overall']['recall']:.4f}, precision {report['overall']['precision']:.4f} "
-                  f"on {report['notes']} notes", highlight=False)
+                  f"on {report['notes']} notes" + (f" ({split}); clinical terms removed {c['removed']} of {c['checked']}"
+                                                    if gold else ""), highlight=False)
     if out:
         atomic_write_json(out, report)
 

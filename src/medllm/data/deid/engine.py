@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medllm.data.deid.recognizers import ENTITIES, build_recognizers
+from medllm.data.deid.statistical import propagate_names
 from medllm.data.deid.surrogates import SurrogateMaker
 
 
@@ -28,14 +29,16 @@ def resolve_overlaps(spans: list[Span]) -> list[Span]:
 
 class Deidentifier:
     def __init__(self, *, mode: str = "surrogate", date_shift: bool = True, keep_originals: bool = False,
-                 ner_model: str | None = None, entities: tuple[str, ...] = ENTITIES):
+                 ner_model: str | None = None, entities: tuple[str, ...] = ENTITIES, keep_facilities: bool = False):
         from presidio_anonymizer import AnonymizerEngine
 
         self.recognizers = build_recognizers(ner_model)
         for r in self.recognizers:
             if r.name == "local_ner":
                 r.load()
-        self.entities = list(entities)
+        # hospital/clinic names are removed unless asked: i2b2 counts HOSPITAL as PHI, and a small
+        # clinic's name is a "geographic subdivision smaller than a state" in all but name
+        self.entities = list(entities) + ([] if keep_facilities or "FACILITY" in entities else ["FACILITY"])
         self.mode, self.date_shift, self.keep_originals = mode, date_shift, keep_originals
         self.anonymizer = AnonymizerEngine()
 
@@ -45,7 +48,11 @@ class Deidentifier:
             for r in rec.analyze(text, self.entities, None) or []:
                 if r.entity_type in self.entities and r.end > r.start:
                     spans.append(Span(r.start, r.end, r.entity_type, r.score))
-        return resolve_overlaps(spans)
+        spans = resolve_overlaps(spans)
+        if "NAME" in self.entities:   # a name found once is removed everywhere in the document
+            spans = resolve_overlaps(spans + [Span(r.start, r.end, "NAME", r.score)
+                                              for r in propagate_names(text, spans)])
+        return spans
 
     def deidentify(self, text: str, doc_key: str = "0") -> tuple[str, list[dict]]:
         """(new text, audit) — audit spans are positions in the new text, originals only if asked."""
@@ -79,7 +86,7 @@ def deidentify_dataset(ds, cfg, *, doc_key_column: str | None = None):
     from collections import Counter
 
     deid = Deidentifier(mode=cfg.mode, date_shift=cfg.date_shift, keep_originals=cfg.keep_originals_in_audit,
-                        ner_model=cfg.ner_model)
+                        ner_model=cfg.ner_model, keep_facilities=getattr(cfg, "keep_facilities", False))
     audit: list[dict] = []
     counts: Counter[str] = Counter()
 

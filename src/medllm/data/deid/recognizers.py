@@ -28,23 +28,32 @@ DATE_PATTERNS = [
     Pattern("month_year", rf"\b{MONTHS}\s+(?:of\s+)?(?:19|20)\d{{2}}\b", 0.7),
     Pattern("month_day", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\b", 0.6),
     Pattern("day_month", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}(?!\w)", 0.6),
-    Pattern("md_numeric", r"(?<![\d/])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
+    Pattern("dmy_dotted", r"\b(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}\b", 0.85),
+    Pattern("dmy_numeric", r"\b(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)?\d{2}\b", 0.85),
+    Pattern("the_ordinal", r"(?<=\b(?:the|on|by|until|from)\s)(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b", 0.6),
+    Pattern("in_month", rf"(?<=\b(?:in|since|until|from|last|early|late|mid|of)\s){MONTHS}(?!\w)", 0.5),
+    Pattern("md_numeric", r"(?<![\d/])(?<!(?i:pain) )(?<!(?i:pain): )(?<!(?i:score) )(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
 ]
-PHONE_RE = re.compile(r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
+PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}|"
+                      r"(?:\+44\s?|0)(?:\d{4}\s?\d{6}|\d{3}\s\d{4}\s\d{4}|\d{2}\s\d{4}\s\d{4}))"   # UK: 07700 900461, 020 7946 0321
+                      r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
 FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
-ID_VALUE = r"([A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{4,})"
+# a code: letters/digits/dashes, or a state/issuer prefix then the number ("MA S19938402", "CA D4471182"),
+# or digit groups ("943 476 5919"); leading zeros are part of the value
+ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{3}\s\d{3}\s\d{4}|\d{4,})"
 LABELLED_IDS = [
-    ("MRN", r"\b(?:MRN|MR\s?#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
+    ("MRN", r"\b(?:MRN|MR\s?#|hosp(?:ital)?\.?\s+(?:no|number|#)\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
     ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|beneficiary|medicaid|medicare|group)"
                     r"(?:\s+(?:id|number|no\.?|#|beneficiary\s+number))+"),
-    ("ACCOUNT", r"\b(?:account|acct\.?|billing|financial|encounter|visit|claim)(?:\s+(?:id|number|no\.?|#))+"),
-    ("LICENSE", r"\b(?:(?:driver'?s?\s+)?licen[cs]e|DEA|NPI|certificate|registration|board\s+cert(?:ification)?)"
+    ("ACCOUNT", r"\b(?:account|acct\.?|billing|financial|encounter|visit|claim)(?:\s*(?:id|number|no\.?|#))*"),
+    ("LICENSE", r"\b(?:(?:driver'?s?\s+)?(?:licen[cs]e|lic\.?)|CDL|DEA|NPI|certificate|registration|board\s+cert(?:ification)?)"
                 r"(?:\s+(?:id|number|no\.?|#))*"),
     ("VEHICLE", r"\b(?:VIN|vehicle\s+(?:id|identification\s+number)|licen[cs]e\s+plate|plate(?:\s+(?:number|no\.?|#))?)"),
     ("DEVICE", r"\b(?:serial(?:\s+(?:number|no\.?|#))?|S/N|device\s+(?:id|identifier|number)|UDI|implant\s+(?:id|serial)|"
                r"lot(?:\s+(?:number|no\.?|#))?|model\s+(?:number|no\.?|#))"),
     ("ID", r"\b(?:case|accession|specimen|sample|study|trial|requisition|order|patient|employee|badge|passport)"
            r"(?:\s+(?:id|number|no\.?|#))+"),
+    ("ID", r"\b(?:acc(?:ession)?\s*#|study|rx\s*#|ref(?:erence)?|nhs\s+number(?:\s+is)?|order\s*#|court\s+order)"),
 ]
 
 
@@ -135,21 +144,27 @@ class PhoneFaxRecognizer(RegexRecognizer):
 
 class AgeOver89Recognizer(RegexRecognizer):
     RX = re.compile(r"\b(9\d|1[0-2]\d)(?=[\s-]*(?:years?|yrs?|y/?o|year-old|yo\b)|\s*(?:M|F)\b)", re.I)
-    RX2 = re.compile(r"\b(?:age|aged)\s*:?\s*(9\d|1[0-2]\d)\b", re.I)
+    RX2 = re.compile(r"\b(?:age|aged|turned|turns|turning|is now|I'm|I am)\s*:?\s*(9\d|1[0-2]\d)\b", re.I)
+    # "Esperanza Villalobos, 97." / "(93)": an age in a name's apposition
+    RX3 = re.compile(r"(?<=[a-z], )(9\d|1[0-2]\d)(?=[.,;)]|\s*$)|(?<=\()(9\d|1[0-2]\d)(?=\))", re.M)
 
     def __init__(self):
         super().__init__(["AGE"], "age_over_89")
 
     def spans(self, text):
-        for rx in (self.RX, self.RX2):
+        for rx in (self.RX, self.RX2, self.RX3):
             for m in rx.finditer(text):
-                yield m.start(1), m.end(1), "AGE", 0.85
+                g = 1 if m.group(1) else 2
+                yield m.start(g), m.end(g), "AGE", 0.85
 
 
 class LocationRecognizer(RegexRecognizer):
-    STREET = re.compile(r"\b\d{1,6}\s+(?:[A-Z][a-z]+\.?\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
-                        r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Highway|Hwy|Parkway|Pkwy)\b\.?"
+    STREET = re.compile(r"\b\d{1,6}[A-Z]?\s+(?:[A-Z][a-z]+\.?\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
+                        r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Highway|Hwy|Parkway|Pkwy|Close|Crescent|Row|"
+                        r"Gardens|Mews|Square|Sq)\b\.?"
                         r"(?:,?\s+(?:Apt|Unit|Suite|#)\.?\s*\w+)?")
+    STREET_NAMED = re.compile(r"\b(?:[A-Z][a-z]+\s+){1,2}(?:Street|Avenue|Ave|Road|Boulevard|Blvd|Lane|Close|Crescent|"
+                              r"Drive|Terrace|Parkway|High\s+Road|High\s+Street)\b\.?")
     CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),\s+([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
     ZIP = re.compile(r"\b(?:ZIP|zip\s*code|postal\s*code)\s*:?\s*(\d{5}(?:-\d{4})?)\b", re.I)
     LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|city|town|county|hometown|born\s+in|moved\s+to)"
@@ -161,6 +176,9 @@ class LocationRecognizer(RegexRecognizer):
     def spans(self, text):
         for m in self.STREET.finditer(text):
             yield m.start(), m.end(), "LOCATION", 0.8
+        for m in self.STREET_NAMED.finditer(text):
+            if m.group(0).split()[0] not in N.NOT_NAMES:
+                yield m.start(), m.end(), "LOCATION", 0.7
         for m in self.CITY_STATE_ZIP.finditer(text):
             yield m.start(1), m.end(1), "LOCATION", 0.8
             yield m.start(3), m.end(3), "ZIP", 0.9
@@ -191,8 +209,11 @@ class NameRecognizer(RegexRecognizer):
     RELATION = re.compile(rf"\b(?:wife|husband|son|daughter|mother|father|sister|brother|partner|friend|spouse|"
                           rf"caregiver|neighbor|neighbour|aunt|uncle|grandson|granddaughter)\s*,?\s+({_CAP}(?:\s+{_CAP})?)")
 
-    EPONYM = re.compile(r"(?:'s?)?\s+(?:disease|syndrome|sign|palsy|test|scale|criteria|score|manoeuvre|maneuver|"
-                        r"reflex|law|phenomenon|hyperthyroidism|sarcoma|lymphoma|ulcer|fracture)\b", re.I)
+    EPONYM = re.compile(r"(?:'s?|’s?)?\s+(?:disease|syndrome|sign|palsy|test|scale|criteria|score|manoeuvre|maneuver|"
+                        r"reflex|law|phenomenon|hyperthyroidism|thyroiditis|sarcoma|lymphoma|ulcer|fracture|staging|stage|"
+                        r"classification|grade|class|index|position|procedure|operation|line|catheter|tube|balance|"
+                        r"protocol|questionnaire|inventory|rules?|formula|equation|method|stain|block|pouch|repair|"
+                        r"ratio|triad|biplane|negative|positive|diet|tremor|contracture|neuroma|cyst|node)\b", re.I)
 
     def __init__(self):
         super().__init__(["NAME"], "names")
@@ -233,6 +254,35 @@ class NameRecognizer(RegexRecognizer):
                 yield m.start(), m.end(), "NAME", 0.6
 
 
+class FacilityRecognizer(RegexRecognizer):
+    """Hospitals, clinics, practices, homes and schools named by a run of capitalised words that ends
+    in what the place is ("St. Brigid's Hospital", "Bramley Road Health Centre", "Mercy General")."""
+
+    KINDS = (r"Hospital|Clinic|Cl[ií]nica|Medical\s+(?:Center|Centre|Group)|Health\s+(?:Center|Centre)|Infirmary|"
+             r"Surgery|Practice|Nursing\s+Home|Care\s+Home|Rehabilitation\s+(?:Center|Centre|Hospital)|Hospice|"
+             r"Orthopaedics|Orthopedics|Neurodiagnostics|Imaging|Radiology|Dialysis|School|Academy|University|College|"
+             r"Manor|Lodge|(?:Assessment\s+)?Service|Regional|General|Memorial|Philharmonic|Bakery|Pharmacy")
+    RX = re.compile(rf"\b((?:(?:St\.|Saint|[A-Z][\w'’\-]+)\s+){{1,4}}(?:{KINDS}))\b"
+                    rf"|\b((?:{KINDS})\s+(?:[A-Z][\w'’\-]+\s?){{1,3}})")
+
+    def __init__(self):
+        super().__init__(["FACILITY"], "facilities")
+
+    def spans(self, text):
+        for m in self.RX.finditer(text):
+            g = 1 if m.group(1) else 2
+            words = m.group(g).split()
+            i = 0
+            while i < len(words) - 1 and (words[i] in N.NOT_NAMES or words[i].lower() in ("to", "at", "from")):
+                i += 1   # "Admitted General" is not a place; "Hospital Course" is a heading
+            if g == 1 and i >= len(words) - 1:
+                continue
+            start = m.start(g) + len(" ".join(words[:i])) + (1 if i else 0)
+            if g == 2 and words[1] in N.NOT_NAMES:
+                continue
+            yield start, m.end(g), "FACILITY", 0.7
+
+
 class RegexPatternRecognizer(PatternRecognizer):
     pass
 
@@ -252,7 +302,11 @@ def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
                           patterns=[Pattern("vin", r"\b[A-HJ-NPR-Z0-9]{17}\b", 0.5)]),
         PatternRecognizer(supported_entity="DATE", name="dates", patterns=DATE_PATTERNS),
         LabelledIdRecognizer(), PhoneFaxRecognizer(), AgeOver89Recognizer(), LocationRecognizer(), NameRecognizer(),
+        FacilityRecognizer(),
     ]
+    from medllm.data.deid.statistical import StatisticalNameRecognizer
+
+    recs.append(StatisticalNameRecognizer())
     if ner_model:
         from medllm.data.deid.ner import LocalNerRecognizer
 

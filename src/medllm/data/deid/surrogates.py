@@ -14,10 +14,18 @@ SURROGATE_LAST = ["Ashford", "Bellamy", "Carrow", "Delaney", "Everly", "Fairbank
                   "Ingram", "Kingsley", "Lockwood", "Marlow", "Northcott", "Prescott", "Radley", "Sutherland"]
 CITIES = ["Riverton", "Maplewood", "Fairview", "Lakeside", "Brookfield", "Cedar Falls", "Greenville", "Oakdale"]
 STREETS = ["Elm Street", "Oak Avenue", "Pine Road", "Cedar Lane", "Maple Drive", "Birch Court"]
+FACILITY_KINDS = ["Hospital", "Clinic", "Medical Center", "Health Centre", "Surgery", "Nursing Home", "School",
+                  "Rehabilitation Center", "Practice", "Manor"]
 DATE_FORMATS = ["%m/%d/%Y", "%m/%d/%y", "%Y-%m-%d", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%B %Y", "%B %d", "%m/%d"]
 
 
 def _parse_date(text: str):
+    for fmt in ("%d.%m.%Y", "%d/%m/%Y"):   # European day-first forms ("12.09.1933", "14/03/2024")
+        try:
+            if fmt == "%d.%m.%Y" or int(text.split("/")[0]) > 12:
+                return dt.datetime.strptime(text.strip(), fmt), fmt
+        except ValueError:
+            pass
     clean = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text.replace(" of ", " ")).replace(".", "").strip()
     clean = re.sub(r"\s+", " ", clean.replace(",", ", ")).replace(" ,", ",").replace(",,", ",")
     for fmt in DATE_FORMATS + ["%b %d %Y", "%B %d %Y", "%d %b %Y", "%b %Y", "%b %d", "%d %B", "%d %b", "%m-%d-%Y",
@@ -58,6 +66,9 @@ class SurrogateMaker:
             return f"{r.choice(SURROGATE_FIRST)} {r.choice(SURROGATE_LAST)}"
         if entity == "LOCATION":
             return f"{r.randint(10, 999)} {r.choice(STREETS)}" if original[:1].isdigit() else r.choice(CITIES)
+        if entity == "FACILITY":
+            kind = next((w for w in FACILITY_KINDS if w.lower() in original.lower()), "Medical Center")
+            return f"{r.choice(CITIES)} {kind}"
         if entity == "ZIP":
             return "00000"  # Safe Harbor: ZIP codes go (3-digit prefixes only for areas > 20,000 people)
         if entity == "EMAIL":

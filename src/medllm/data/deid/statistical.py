@@ -1,0 +1,198 @@
+"""Names without cues: runs of capitalised tokens scored by the lexicon (census name frequency
+against English word frequency), plus ``Surname, Given M.`` headers, relatives/contacts and
+document-wide propagation of every name token found by any recognizer.
+
+Precision guards, each because a real note needed it: a lone token at the start of a sentence or
+line needs a higher score (headings and sentence-initial words are capitalised anyway); clinical
+morphology ("-itis", "-mab", "-ectomy"...) and a dose right after the token mean a drug or finding;
+eponyms followed by disease/sign/score words are clinical, not people."""
+from __future__ import annotations
+
+import regex
+
+from presidio_analyzer import RecognizerResult
+
+from medllm.data.deid import lexicon as L
+from medllm.data.deid import names as N
+from medllm.data.deid.recognizers import NameRecognizer, RegexRecognizer
+
+TOKEN = r"\p{Lu}[\p{L}'’\-]*\p{L}"
+RUN = regex.compile(rf"(?<![\p{{L}}\-])(?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+(?:(?i:van|der|den|de|la|von|del|di|da|le|bin|al|dos|das|du)[ \t]+)?(?:{TOKEN}|\p{{Lu}}\.))*")
+STRONG_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
+                  "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
+                  "floxacin", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin", "uria", "algia",
+                  "pathy", "plegia", "trophy", "lysis", "cytes", "philia", "penia", "ectasis", "megaly")
+CLINICAL_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
+                    "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
+                    "floxacin", "vir", "tide", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin",
+                    "ine", "ide", "ate", "ated", "ing", "tion", "sion", "ment", "ness", "ity", "ous", "ive", "ary",
+                    "al", "ic", "ed", "ist", "er", "ia", "ers", "ies", "oid", "gram", "uria", "algia", "pathy", "plegia",
+                    "trophy", "cele", "oma", "ase", "sis", "lysis", "phage", "cyte", "cytes", "philia", "penia")
+DOSE_AFTER = regex.compile(r"\s*\(?\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?|ml|mL|IU|mmol|%|/)", regex.I)
+EPONYM_AFTER = NameRecognizer.EPONYM
+RELATIVES = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "mom", "dad", "sister", "brother",
+             "partner", "friend", "spouse", "caregiver", "neighbor", "neighbour", "aunt", "uncle", "niece", "nephew",
+             "cousin", "grandson", "granddaughter", "grandmother", "grandfather", "girlfriend", "boyfriend",
+             "fiancé", "fiancee", "fiance", "newborn", "baby", "child", "stepson", "stepdaughter", "great-nephew",
+             "great-niece", "daughter-in-law", "son-in-law", "sister-in-law", "brother-in-law", "granddaughter-in-law",
+             "mother-in-law", "father-in-law", "ex-partner", "ex-wife", "ex-husband", "manager", "educator",
+             "counselor", "counsellor", "sonographer", "interpreter", "caller", "proxy", "NOK", "HCP", "POA", "OT",
+             "PT", "SLP", "RN", "fellow", "prefers", "called", "nurse in charge", "known as", "goes by")
+RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(regex.escape(r) for r in sorted(RELATIVES, key=len, reverse=True))}))"
+                         rf"\b\s*[,:(]?\s*(?:is\s+|was\s+)?(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+(?:{TOKEN}))?)")
+# "Okafor, Chidi E." / "HALVORSEN, INGRID" at the start of a line (or after Patient:/Re:)
+HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+)(\p{{Lu}}[\p{{L}}'’\-]+),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
+LETTER = regex.compile(rf"(?im)^(?:dear|to|from|re|caller|sent by|referrer|kind regards,?|yours sincerely,?|best,?|thanks,?|"
+                       rf"regards,?|signed|response by|reply from|spoke with|asked to see|handed over by|read by)"
+                       rf"[ \t:,]+(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+{TOKEN})*)")
+LOCATIVE = regex.compile(rf"(?i:\b(?:lives\s+(?:in|on|at)|from|in|to|moving\s+from|moved\s+to|flies\s+in\s+from|"
+                         rf"visits\s+from|calls?\s+from|at|near|on))\s+((?:{TOKEN})(?:\s+{TOKEN}){{0,2}})")
+# "Ravi Subramaniam, 58M." / "Liam O'Donoghue, 14 months" / "Name (MRN ...": a person is being introduced
+APPOSITION = regex.compile(r",?\s*(?:\d{1,3}\s*(?:[MF]\b|y/?o\b|yo\b|years?\b|yrs?\b|months?\b|weeks?\b|-year)|\d{1,3},|"
+                           r"\(?(?:MRN|DOB|d\.o\.b|Acc|Encounter|acct))", regex.I)
+LETTER_WORDS = frozenset("Best Thanks Regards Cheers Sincerely Yours Hi Hello Dear Yes No Okay Also However Otherwise "
+                         "Then Again Today Overnight Findings Impression Plan Assessment".split())
+SENTENCE_START = regex.compile(r"(?:^|[.!?:;\"“(—\-•*]\s*|\n\s*)$")
+
+
+def _clinical_shape(tok: str, strong_only: bool = False) -> bool:
+    """Drug/finding morphology; the weak endings ("-ine", "-er", "-ed") only count for words that
+    would be capitalised anyway (start of a sentence), since names end that way too."""
+    low = tok.lower().strip(".,;:")
+    if L.census()[0].get(tok) is not None or L.census()[1].get(tok) is not None:
+        return False
+    return any(low.endswith(e) for e in (STRONG_ENDINGS if strong_only else CLINICAL_ENDINGS))
+
+
+def _odd_case(tok: str) -> bool:
+    """HFrEF, SpO2, FiO2, KCl: lab and physiology notation, not names (McAllister, O'Neil are fine)."""
+    for part in regex.split(r"[-'’]", tok.strip(".,;:")):
+        body = part[3:] if part.startswith("Mac") else part[2:] if part.startswith("Mc") else part[1:]
+        if any(c.isupper() for c in body) and not part.isupper():
+            return True
+    return False
+
+
+TITLE_WORDS = frozenset(N.TITLES) | {"Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "Sr", "Jr"}
+
+
+class StatisticalNameRecognizer(RegexRecognizer):
+    """Scores runs of capitalised tokens (see module docstring); emits NAME, or LOCATION after a
+    locative preposition ("from Hartford", "lives on Beacon Street")."""
+
+    def __init__(self):
+        super().__init__(["NAME", "LOCATION"], "statistical_names")
+
+    def spans(self, text):
+        for m in RUN.finditer(text):
+            toks = [t for t in m.group(0).split() if len(t.strip(".")) > 1]
+            if not toks or all(t in N.NOT_NAMES for t in toks):
+                continue
+            # trim leading/trailing non-name words ("Discussed Marisol", "Ngozi Follow")
+            words = list(regex.finditer(r"\S+", m.group(0)))
+            def bad(w):
+                t = w.group(0)
+                return t in N.NOT_NAMES or t in TITLE_WORDS or L.is_clinical(t) or _odd_case(t)
+            while words and bad(words[0]):
+                words.pop(0)
+            while words and bad(words[-1]):
+                words.pop()
+            if not words:
+                continue
+            start, end = m.start() + words[0].start(), m.start() + words[-1].end()
+            toks = [w.group(0) for w in words]
+            initial = bool(SENTENCE_START.search(text[max(0, start - 3):start])) or start == 0
+            if any(_odd_case(t) for t in toks):
+                continue
+            scores = [0.0 if _clinical_shape(t, strong_only=not initial) else L.name_score(t)
+                      for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
+            if not scores or max(scores) == 0:
+                continue
+            if EPONYM_AFTER.match(text, end) or DOSE_AFTER.match(text, end) or text[end:end + 2] == "'s" and \
+                    EPONYM_AFTER.match(text, end + 2):
+                continue
+            if any(t.isupper() and len(t) > 1 for t in toks):
+                continue   # ALL-CAPS words are headings/abbreviations; the header rule handles "SMITH, ANN"
+            best = max(scores)
+            first_names = L.census()[0]
+            particle = any(t.islower() for t in toks)
+            multi = len(scores) >= 2 and (sum(s >= 0.6 for s in scores) >= 2 or
+                                          (particle and max(scores) >= 0.6 and min(scores) >= 0.2) or
+                                          (toks[0] in first_names and scores[-1] >= 0.7))   # "Bill Hargreave"
+            apposition = bool(APPOSITION.match(text, end))
+            if multi or (best >= 0.6 and not initial) or (best >= 0.6 and len(scores) == 1 and initial and
+                                                           text[end:end + 1] in (",", ")")) or \
+                    (apposition and best >= 0.2):
+                yield start, end, "NAME", 0.55 + 0.2 * multi
+        for m in RELATION.finditer(text):
+            for i in (1,):
+                s, e = m.start(i), m.end(i)
+                toks = m.group(i).split()
+                keep = []
+                first_names = L.census()[0]
+                for t in toks:
+                    if (t in N.NOT_NAMES and t not in first_names) or (keep and L.name_score(t) < 0.2 and
+                                                                       not L.is_clinical(t)):
+                        break
+                    if L.is_clinical(t) and not (keep and keep[0] in first_names):
+                        break   # "son Parkinson's"? no; "counselor Sunniva Berg": a surname after a given name
+                    keep.append(t)
+                if keep and not EPONYM_AFTER.match(text, s + len(" ".join(keep))):
+                    if L.zipf(keep[0]) < L.COMMON_WORD_ZIPF or L.name_score(keep[0]) > 0 or \
+                            keep[0] in first_names or regex.fullmatch(r"\p{Lu}\.", keep[0]):
+                        yield s, s + len(" ".join(keep)), "NAME", 0.75
+        for m in HEADER.finditer(text):
+            a, b = m.group(1), m.group(2)
+            common = [not t.isupper() and L.zipf(t) >= L.COMMON_WORD_ZIPF for t in (a, b)]
+            if a.capitalize() in LETTER_WORDS or any(common) and L.name_score(b if common[0] else a) < 0.6:
+                continue
+            if not any(t in N.NOT_NAMES or L.is_clinical(t) for t in (a, b)) and \
+                    (L.name_score(a.capitalize()) >= 0.2 or L.name_score(b.capitalize()) >= 0.2):
+                yield m.start(1), m.end(1), "NAME", 0.8
+                yield m.start(2), m.end(2), "NAME", 0.8
+        for m in LETTER.finditer(text):
+            toks = m.group(1).split()
+            keep = []
+            for t in toks:
+                if t in N.NOT_NAMES or L.is_clinical(t):
+                    break
+                keep.append(t)
+            if keep and any(L.name_score(t) >= 0.2 or t in L.census()[0] for t in keep):
+                yield m.start(1), m.start(1) + len(" ".join(keep)), "NAME", 0.7
+        for m in LOCATIVE.finditer(text):
+            toks = m.group(1).split()
+            keep = []
+            for t in toks:
+                if t in N.NOT_NAMES or L.is_clinical(t) or _clinical_shape(t, strong_only=True) or t.isupper():
+                    break
+                keep.append(t)
+            if any(EPONYM_AFTER.match(" " + t) for t in toks):
+                continue   # "suffering from Sick Sinus Syndrome"
+            if keep and L.zipf(keep[0]) < 5.0 and not DOSE_AFTER.match(text, m.start(1) + len(" ".join(keep))):
+                yield m.start(1), m.start(1) + len(" ".join(keep)), "LOCATION", 0.5
+
+
+PARTICLE_BEFORE = regex.compile(r"(?<![\p{L}])(?:de|van|von|da|del|di|le|la|dos|du|al-) ?$", regex.I)
+
+
+def propagate_names(text: str, spans: list) -> list[RecognizerResult]:
+    """Every other occurrence of a name token already found, in any case ("OKAFOR", "jamal"); a token
+    that is also an everyday word ("Will", "Grace") is propagated only in its capitalised form."""
+    tokens = set()
+    for s in spans:
+        if s.entity == "NAME":
+            for t in regex.findall(r"\p{L}[\p{L}'’\-]*\p{L}", text[s.start:s.end]):
+                t = t.strip("'’")
+                if len(t) > 1 and t not in N.NOT_NAMES and not L.is_clinical(t.capitalize()) and \
+                        t.lower() not in {"de", "van", "der", "von", "del", "da", "di", "la", "le", "bin", "al", "dos"}:
+                    tokens.add(t)
+    out = []
+    for t in sorted(tokens, key=len, reverse=True):
+        common = L.zipf(t) >= L.COMMON_WORD_ZIPF
+        rx = regex.compile(rf"(?<![\p{{L}}\-]){regex.escape(t)}(?![\p{{L}}])", 0 if common else regex.I)
+        for m in rx.finditer(text):
+            if common and not m.group(0)[0].isupper():
+                continue
+            p = PARTICLE_BEFORE.search(text[max(0, m.start() - 5):m.start()])
+            out.append(RecognizerResult("NAME", m.start() - (len(p.group(0)) if p else 0), m.end(), 0.6))
+    return out
