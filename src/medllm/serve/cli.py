@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from medllm.cli.common import console, fail
 
@@ -89,7 +90,7 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
         try:
             check_vllm()   # before anything starts
         except EngineUnavailable as exc:
-            fail(str(exc))
+            fail(escape(str(exc)))
 
     if not _is_loopback(host) and api_keys is None and not allow_unauthenticated_remote:
         fail(f"refusing to bind {host} without --api-keys: anyone on the network could use the model. "
@@ -164,17 +165,20 @@ def _engine_pool(model: str, config, *, adapters, dtype: str, sampling, backend:
                       max_connections=config.max_batch + config.max_queue)
         return upstream_pool(up, models=config.upstream_models or None, sampling=sampling)
     if config.engine == "vllm":
-        from medllm.serve.vllm import plan_vllm, start_vllm, vllm_pool
+        from medllm.serve.vllm import EngineStartError, plan_vllm, start_vllm, vllm_pool
 
         plan = plan_vllm(model, adapters=adapters)
         for note in plan.notes:
             console.print(f"[yellow]{note}[/]", highlight=False)
         console.print(f"starting vLLM on {plan.model} (tensor parallel {config.tensor_parallel}); "
                       "this can take minutes", highlight=False)
-        server = start_vllm(plan, tensor_parallel=config.tensor_parallel,
-                            gpu_memory_utilization=config.gpu_memory_utilization,
-                            max_model_len=config.max_model_len or _run_max_len(model),
-                            timeout=config.engine_start_timeout_s)
+        try:
+            server = start_vllm(plan, tensor_parallel=config.tensor_parallel,
+                                gpu_memory_utilization=config.gpu_memory_utilization,
+                                max_model_len=config.max_model_len or _run_max_len(model),
+                                timeout=config.engine_start_timeout_s)
+        except EngineStartError as exc:   # its log lines are full of [brackets]: not rich markup
+            fail(escape(str(exc)))
         try:
             return vllm_pool(server, sampling=sampling, connect_timeout=config.upstream_connect_timeout_s,
                              read_timeout=config.upstream_read_timeout_s,
