@@ -1,4 +1,4 @@
-"""Auth (hashed keys, per-user identity), rate limits, audit hash chain, loopback default."""
+"""Auth (hashed keys, per-user identity), rate limits, audit log, loopback default (tamper tests: test_audit_chain.py)."""
 from __future__ import annotations
 
 import json
@@ -78,37 +78,6 @@ def test_audit_log_records_user_hashes_and_verifies(make_client, keyfile, tmp_pa
     assert "ibuprofen" not in log.read_text()
     assert recs[0]["completion_tokens"] >= 1
     assert verify_audit_log(log) == []
-
-
-def test_audit_chain_detects_edit_delete_and_reorder(tmp_path):
-    log = tmp_path / "audit.jsonl"
-    audit = AuditLog(log, full_text=True)
-    for i in range(4):
-        audit.append(user=f"u{i}", endpoint="/v1/chat/completions", model="m", adapter=None, model_sha256="0" * 64,
-                     prompt=f"p{i}", response=f"r{i}", prompt_tokens=3, completion_tokens=5, status=200)
-    lines = log.read_text().splitlines()
-    assert verify_audit_log(log) == [] and json.loads(lines[0])["prompt"] == "p0"
-
-    edited = lines.copy()
-    edited[1] = edited[1].replace('"completion_tokens":5', '"completion_tokens":6')
-    log.write_text("\n".join(edited) + "\n")
-    assert "audit.jsonl:2: record hash mismatch" in verify_audit_log(log)[0]
-
-    log.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
-    assert "audit.jsonl:2: chain broken" in verify_audit_log(log)[0]
-
-    log.write_text("\n".join([lines[1], lines[0]] + lines[2:]) + "\n")
-    assert verify_audit_log(log)
-
-    log.write_text("\n".join(lines) + "\n")
-    assert verify_audit_log(log) == []
-    # a server refuses to extend a tampered log, and continues an intact one
-    AuditLog(log).append(user="u", endpoint="e", model="m", adapter=None, model_sha256="", prompt="", response="",
-                         prompt_tokens=0, completion_tokens=0, status=200)
-    assert verify_audit_log(log) == []
-    log.write_text(log.read_text().replace('"user":"u1"', '"user":"mallory"'))
-    with pytest.raises(ValueError, match="fails verification"):
-        AuditLog(log)
 
 
 def test_cli_refuses_remote_bind_without_keys_and_verifies_audit(tmp_path):

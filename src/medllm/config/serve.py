@@ -23,11 +23,14 @@ class ServeConfig(Section):
     api_keys_file: str | None = None
     audit_log: str | None = None
     audit_full_text: bool = False
+    audit_key_file: str | None = None        # HMAC key of the audit chain (default: <audit_log>.key, created 0600)
+    audit_deid: bool = False                 # de-identify prompt/response before a full-text audit writes them
+    audit_max_bytes: int | None = Field(default=None, gt=0)   # rotate the audit log past this size
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     max_prompt_tokens: int = Field(default=4096, gt=0)
     max_completion_tokens: int = Field(default=2048, gt=0)   # upper bound a request may ask for
     max_n: int = Field(default=4, gt=0)                      # choices per request
-    rate_limit_per_minute: int = Field(default=60, gt=0)
+    rate_limit_per_minute: int = Field(default=60, gt=0)     # per API key, or per client address when anonymous
     max_queue: int = Field(default=64, gt=0)
     max_batch: int = Field(default=8, gt=0)
     safety_layer: bool = True

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medllm.config.serve import ServeConfig
-from medllm.serve.audit import AuditLog
+from medllm.serve.audit import AuditLog, open_audit
 from medllm.serve.engine import QueueFull
 from medllm.serve.generation import Generation
 from medllm.serve.metrics import Metrics
@@ -26,7 +26,7 @@ from medllm.serve.models import ModelPool, ServedModel
 from medllm.serve.safety import SafetyLayer
 from medllm.serve.sampling import SamplingParams
 from medllm.serve.schemas import ChatCompletionRequest, CompletionRequest
-from medllm.serve.security import KeyStore, RateLimiter
+from medllm.serve.security import KeyStore, RateLimiter, audit_rejection, client_address
 from medllm.serve.upstream import UpstreamEngine
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
     if keys is None and config.api_keys_file:
         keys = KeyStore.load(config.api_keys_file)
     if audit is None and config.audit_log:
-        audit = AuditLog(config.audit_log, full_text=config.audit_full_text)
+        audit = open_audit(config)
     safety = safety or SafetyLayer(enabled=config.safety_layer)
     limiter = RateLimiter(config.rate_limit_per_minute)
     metrics = Metrics()
@@ -65,10 +65,12 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         metrics.observe(request.url.path, exc.status)
+        audit_rejection(audit, request, exc.status, exc.code or exc.type)   # every refused attempt leaves a record
         return _error(exc.status, exc.message, exc.type, exc.code, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        audit_rejection(audit, request, exc.status_code, "http_error")
         return _error(exc.status_code, str(exc.detail), "invalid_request_error")
 
     @app.exception_handler(Exception)
@@ -78,7 +80,12 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
 
     # ---------------------------------------------------------------- helpers
     def authenticate(request: Request) -> str:
-        if keys is None:
+        if keys is None:   # anonymous: the same limit, per client address
+            ok, wait = limiter.allow("ip:" + client_address(request))
+            if not ok:
+                raise ApiError(429, f"rate limit of {config.rate_limit_per_minute} requests/minute exceeded",
+                               "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(int(wait) + 1)})
+            request.state.user = "anonymous"
             return "anonymous"
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
@@ -90,6 +97,7 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         if not ok:
             raise ApiError(429, f"rate limit of {config.rate_limit_per_minute} requests/minute exceeded",
                            "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(int(wait) + 1)})
+        request.state.user = user
         return user
 
     async def parse(request: Request, schema):

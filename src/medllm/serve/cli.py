@@ -48,12 +48,16 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
           api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="Key file (see `medllm serve-key`)."),
           audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Hash-chained JSONL audit log."),
           audit_full_text: bool = typer.Option(False, help="Also store prompt/response text in the audit log."),
+          audit_key: Optional[Path] = typer.Option(None, "--audit-key", help="HMAC key file of the audit chain "
+                                                   "(created 0600 if absent; default <audit-log>.key). Keep it off the log's disk if you can."),
+          audit_deid: bool = typer.Option(False, "--audit-deid", help="De-identify prompt/response before a full-text audit writes them."),
+          audit_max_bytes: Optional[int] = typer.Option(None, "--audit-max-bytes", min=1, help="Rotate the audit log past this size (chain continues)."),
           adapter: Optional[list[str]] = typer.Option(None, "--adapter", help="NAME=PATH of a LoRA adapter (repeat)."),
           check: bool = typer.Option(False, "--check", help="Verify model/adapter file hashes before serving."),
           backend: str = typer.Option("transformers", help="transformers | llama.cpp | hybrid (llama.cpp for a lone stream, batching under load; GGUF only)."),
           max_batch: int = typer.Option(8, min=1, help="Sequences decoded together."),
           max_queue: int = typer.Option(64, min=1, help="Waiting requests before answering 429."),
-          rate_limit: int = typer.Option(60, min=1, help="Requests per minute per API key."),
+          rate_limit: int = typer.Option(60, min=1, help="Requests per minute per API key (per client address without keys)."),
           no_safety: bool = typer.Option(False, "--no-safety", help="Disable disclaimer and red-flag notices."),
           allow_unauthenticated_remote: bool = typer.Option(
               False, help="Allow a non-loopback bind without --api-keys (not recommended)."),
@@ -98,7 +102,8 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
     try:
         config = ServeConfig(host=host, port=port, api_keys_file=str(api_keys) if api_keys else None,
                              audit_log=str(audit_log) if audit_log else None, audit_full_text=audit_full_text,
-                             max_batch=max_batch, max_queue=max_queue, rate_limit_per_minute=rate_limit,
+                             audit_key_file=str(audit_key) if audit_key else None, audit_deid=audit_deid,
+                             audit_max_bytes=audit_max_bytes, max_batch=max_batch, max_queue=max_queue, rate_limit_per_minute=rate_limit,
                              safety_layer=not no_safety, allow_unauthenticated_remote=allow_unauthenticated_remote,
                              engine=engine, tensor_parallel=tensor_parallel,
                              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
@@ -119,13 +124,13 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
 
     from medllm.models.registry import ModelNotFound
     from medllm.serve.app import create_app
-    from medllm.serve.audit import AuditLog
+    from medllm.serve.audit import open_audit
     from medllm.serve.models import ServeModelError, check_model_files, is_run_dir, load_pool, read_run
     from medllm.serve.security import KeyFileError, KeyStore
 
     try:
         keys = KeyStore.load(config.api_keys_file) if config.api_keys_file else None
-        audit = AuditLog(config.audit_log, full_text=config.audit_full_text) if config.audit_log else None
+        audit = open_audit(config) if config.audit_log else None
         if check:
             from medllm.models.loading import model_folder
 
@@ -227,17 +232,28 @@ def serve_key(user: str = typer.Argument(..., help="User id the key belongs to (
     console.print(key, highlight=False)
 
 
-def audit_verify(log: Path = typer.Argument(..., help="Audit log JSONL written by `medllm serve --audit-log`.")) -> None:
-    """Check an audit log's hash chain; exit 1 on the first tampered line."""
-    from medllm.serve.audit import verify_audit_log
+def audit_verify(log: Path = typer.Argument(..., help="Audit log JSONL written by `medllm serve --audit-log`."),
+                 key: Optional[Path] = typer.Option(None, "--key", help="The server's audit key file "
+                                                    "(default <log>.key). Without a key only the linkage is checked.")) -> None:
+    """Check an audit log's HMAC chain across rotated files and its signed head; exit 1 on tampering."""
+    from medllm.serve.audit import load_or_create_key, log_files, verify_audit_log
 
-    if not log.is_file():
+    if not log_files(log):
         fail(f"{log}: not found")
-    problems = verify_audit_log(log)
+    key_path = key or log.with_name(log.name + ".key")
+    if key is not None and not key.is_file():
+        fail(f"{key}: audit key not found")
+    k = load_or_create_key(key_path) if key_path.is_file() else None
+    problems = verify_audit_log(log, k)
     if problems:
         fail("\n".join(problems))
-    n = sum(1 for line in log.open() if line.strip())
-    console.print(f"[green]{log}: {n} record(s), hash chain intact[/]", highlight=False)
+    n = sum(1 for f in log_files(log) for line in f.open() if line.strip())
+    if k is None:
+        console.print(f"[yellow]{log}: {n} record(s) linked, but NOT authenticated: no key given (--key), so a "
+                      "rewritten and recomputed log would also pass[/]", highlight=False)
+    else:
+        console.print(f"[green]{log}: {n} record(s) in {len(log_files(log))} file(s), HMAC chain and signed head "
+                      "intact[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

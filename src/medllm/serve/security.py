@@ -106,3 +106,21 @@ class RateLimiter:
                 return False, max(0.0, self.window_s - (now - hits[0]))
             hits.append(now)
             return True, 0.0
+
+
+def client_address(request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def audit_rejection(audit, request, status: int, reason: str | None) -> None:
+    """An audit record for a refused request (bad key, invalid body, 413, 429...): who tried what,
+    never the body (it was not accepted, and may hold patient text)."""
+    if audit is None:
+        return
+    try:
+        audit.append(user=getattr(request.state, "user", None) or "unauthenticated", endpoint=request.url.path,
+                     model="", status=status, error=reason, client=client_address(request))
+    except Exception:   # auditing a rejection must never turn it into a 500
+        import logging
+
+        logging.getLogger(__name__).exception("could not audit a rejected request")
