@@ -91,7 +91,7 @@ def activation_bytes_per_token(shape: ModelShape, layers_kept: float, dtype_byte
 def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_len: int,
            checkpointing: bool, sharding: Sharding = Sharding(), r: int = 16, targets="all-linear",
            chunked_head: bool = True, pairs: bool = False, reference: bool = False,
-           lm_head: bool = True, accelerator: bool = True) -> dict[str, float]:
+           lm_head: bool = True, lora_dropout: float = 0.0, accelerator: bool = True) -> dict[str, float]:
     """GB per device, by component."""
     b = _bytes(dtype)
     n = max(1, sharding.gpus)
@@ -115,11 +115,18 @@ def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_
     if sharding.offload_optimizer:
         optim = 0
     tokens = micro_batch * seq_len * (2 if pairs else 1)
-    kept = (1 + 1 / shape.layers) if checkpointing else shape.layers
+    kept = shape.layers
+    layer = activation_bytes_per_token(shape, 1, b)
+    if method != "full" and lora_dropout > 0:   # PEFT keeps a dropped copy of each adapted input (+ mask)
+        dims = shape.linears()
+        names = ALL_LINEAR if targets == "all-linear" else [t for t in targets if t in dims]
+        layer += sum(dims[t][0] for t in names) * (b + 1)
+    if not accelerator:   # CPU SDPA (math path) materialises scores and probabilities: 2 x heads x seq
+        layer += 2 * shape.heads * seq_len * b
     if checkpointing:   # each layer's input (h) kept for the whole depth + one layer recomputed
-        acts = tokens * (shape.hidden * b * shape.layers + activation_bytes_per_token(shape, 1, b))
+        acts = tokens * (shape.hidden * b * shape.layers + layer)
     else:
-        acts = tokens * activation_bytes_per_token(shape, kept, b)
+        acts = tokens * layer * kept
     head_tokens = min(tokens, HEAD_CHUNK) if chunked_head else tokens
     logits = head_tokens * shape.vocab * 10 if lm_head else 0   # a reward model ends in one score
     out = {"weights": weights / shard_w, "gradients": grads / shard_grad, "optimizer": optim / shard_opt,
@@ -154,7 +161,8 @@ def estimate_stage(name: str, stage, shape: ModelShape, *, dtype: str, sharding:
     chunked = stage.type in ("pretrain", "sft", "rejection_sampling")
     kw = dict(method=a.method, dtype=dtype, micro_batch=stage.batch_size, seq_len=stage.max_seq_len,
               checkpointing=stage.gradient_checkpointing, sharding=sharding, r=a.r, targets=a.target_modules,
-              chunked_head=chunked, pairs=pairs, reference=reference, lm_head=stage.type != "reward", accelerator=device.accelerator)
+              chunked_head=chunked, pairs=pairs, reference=reference, lm_head=stage.type != "reward",
+              lora_dropout=a.dropout, accelerator=device.accelerator)
     mem = memory(shape, **kw)
     total = sum(mem.values())
     trainable = shape.params if a.method == "full" else lora_params(shape, a.r, a.target_modules)
