@@ -56,8 +56,11 @@ def _print(plan: dict) -> None:
     m, sh = plan["model"], plan["sharding"]
     console.print(f"[bold]{plan['recipe']}[/]: {m['name']} — {plan['params'] / 1e9:.3g} B params, {plan['dtype']} "
                   f"(shape from {m['source']}); {sh['kind']} x {sh['gpus']} ({sh['source']})", highlight=False)
-    table = Table("stage", "method", "micro-batch x seq", "weights", "grads", "optim", "activ.", "logits",
-                  "total GB/dev", "fits", "disk GB", "tokens/s", "s/step", "hours")
+    table = Table(title="GB per device; disk in GB; time at the stated peak and utilisation")
+    table.add_column("stage", no_wrap=True)
+    for col in ("method", "batch x seq", "weights", "grads", "optim", "activ.", "logits", "total", "fits",
+                "disk", "tokens/s", "s/step", "hours"):
+        table.add_column(col)
     for s in plan["stages"]:
         g = s["memory_gb"]
         table.add_row(s["stage"], s["method"], f"{s['micro_batch']} x {s['seq_len']}",

@@ -186,40 +186,52 @@ def estimate_stage(name: str, stage, shape: ModelShape, *, dtype: str, sharding:
     return est
 
 
-def _retry(name, stage, shape, dtype, sharding, device, **changes) -> float:
-    adapter = changes.pop("adapter", None)
-    st = stage.model_copy(update={**changes, **({"adapter": adapter} if adapter else {})})
-    return estimate_stage(name, st, shape, dtype=dtype, sharding=sharding, device=device, suggest=False).total_gb
+def _changes(name, stage, sharding) -> list[tuple[str, object, Sharding]]:
+    """Single changes that lower memory: (label, changed stage, changed sharding)."""
+    a, n, out = stage.adapter, max(1, sharding.gpus), []
+    if a.method == "full":
+        out.append((f"stages.{name}.adapter.method=lora",
+                    stage.model_copy(update={"adapter": a.model_copy(update={"method": "lora"})}), sharding))
+    if a.method in ("full", "lora"):
+        out.append((f"stages.{name}.adapter.method=qlora",
+                    stage.model_copy(update={"adapter": a.model_copy(update={"method": "qlora"})}), sharding))
+    if sharding.kind not in ("zero3", "fsdp") or n == 1:
+        gpus = max(n, 8)
+        out.append((f"ZeRO-3 over {gpus} GPUs (accelerate launch --config_file configs/accelerate/zero3.yaml)",
+                    stage, Sharding("zero3", gpus, source="suggested")))
+    if not stage.gradient_checkpointing:
+        out.append((f"stages.{name}.gradient_checkpointing=true",
+                    stage.model_copy(update={"gradient_checkpointing": True}), sharding))
+    if stage.batch_size > 1:
+        mb = max(1, stage.batch_size // 4)
+        accum = stage.grad_accum * stage.batch_size // mb
+        out.append((f"stages.{name}.batch_size={mb} stages.{name}.grad_accum={accum} (same tokens per step)",
+                    stage.model_copy(update={"batch_size": mb, "grad_accum": accum}), sharding))
+    return out
+
+
+def _gb(name, stage, shape, dtype, sharding, device) -> float:
+    return estimate_stage(name, stage, shape, dtype=dtype, sharding=sharding, device=device, suggest=False).total_gb
 
 
 def _suggestions(name, stage, shape, dtype, sharding, device, total) -> list[str]:
-    """Concrete changes, each with the memory it would need (re-estimated, not guessed)."""
+    """Concrete changes, each with the memory it would need (re-estimated, not guessed); when
+    no single change fits, the smallest combination found greedily."""
     out = [f"{name}: needs {total:.1f} GB per device, more than --gpu-mem {device.mem_gb:g} GB"]
-    a, n = stage.adapter, max(1, sharding.gpus)
-    if a.method == "full":
-        gb = _retry(name, stage, shape, dtype, sharding, device, adapter=a.model_copy(update={"method": "lora"}))
-        out.append(f"stages.{name}.adapter.method=lora -> {gb:.1f} GB")
-    if a.method in ("full", "lora"):
-        gb = _retry(name, stage, shape, dtype, sharding, device, adapter=a.model_copy(update={"method": "qlora"}))
-        out.append(f"stages.{name}.adapter.method=qlora -> {gb:.1f} GB")
-    if sharding.kind not in ("zero3", "fsdp") or n == 1:
-        gpus = max(n, 8)
-        gb = estimate_stage(name, stage, shape, dtype=dtype, sharding=Sharding("zero3", gpus), device=device,
-                            suggest=False).total_gb
-        out.append(f"ZeRO-3 over {gpus} GPUs (accelerate launch --config_file configs/accelerate/zero3.yaml)"
-                   f" -> {gb:.1f} GB per GPU")
-    if not stage.gradient_checkpointing:
-        gb = _retry(name, stage, shape, dtype, sharding, device, gradient_checkpointing=True)
-        out.append(f"stages.{name}.gradient_checkpointing=true -> {gb:.1f} GB")
-    mb = stage.batch_size
-    while mb > 1:
-        mb //= 2
-        gb = _retry(name, stage, shape, dtype, sharding, device, batch_size=mb,
-                    grad_accum=stage.grad_accum * (stage.batch_size // mb))
-        if gb <= device.mem_gb or mb == 1:
-            out.append(f"stages.{name}.batch_size={mb} stages.{name}.grad_accum="
-                       f"{stage.grad_accum * (stage.batch_size // mb)} (same tokens per step) -> {gb:.1f} GB")
-            break
+    single = sorted(((_gb(name, st, shape, dtype, sh, device), label) for label, st, sh in
+                     _changes(name, stage, sharding)))
+    out += [f"{label} -> {gb:.1f} GB" for gb, label in single if gb < total]
+    if single and single[0][0] > device.mem_gb:
+        labels, st, sh, gb = [], stage, sharding, total
+        while gb > device.mem_gb:
+            options = [(_gb(name, s2, shape, dtype, h2, device), label, s2, h2) for label, s2, h2 in
+                       _changes(name, st, sh) if label not in labels]
+            if not options or min(options, key=lambda o: o[0])[0] >= gb:
+                break
+            gb, label, st, sh = min(options, key=lambda o: o[0])
+            labels.append(label)
+        out.append(f"together: {' + '.join(labels)} -> {gb:.1f} GB" +
+                   ("" if gb <= device.mem_gb else " (still over: more GPUs or CPU offload)"))
     return out
 
 
