@@ -56,19 +56,28 @@ def _print(plan: dict) -> None:
     m, sh = plan["model"], plan["sharding"]
     console.print(f"[bold]{plan['recipe']}[/]: {m['name']} — {plan['params'] / 1e9:.3g} B params, {plan['dtype']} "
                   f"(shape from {m['source']}); {sh['kind']} x {sh['gpus']} ({sh['source']})", highlight=False)
-    table = Table(title="GB per device; disk in GB; time at the stated peak and utilisation")
-    table.add_column("stage", no_wrap=True)
-    for col in ("method", "batch x seq", "weights", "grads", "optim", "activ.", "logits", "total", "fits",
-                "disk", "tokens/s", "s/step", "hours"):
-        table.add_column(col)
+    from rich import box
+
+    mem = Table(title="memory, GB per device (wts weights, opt optimizer, act activations, lgt logits)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                collapse_padding=True, padding=(0, 1))
+    mem.add_column("stage", no_wrap=True)
+    for col in ("method", "b×seq", "wts", "grad", "opt", "act", "lgt", "total", "fit"):
+        mem.add_column(col, no_wrap=True, justify="right")
+    cost = Table(title="disk and time", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                collapse_padding=True, padding=(0, 1))
+    cost.add_column("stage", no_wrap=True)
+    for col in ("disk GB", "tokens/s", "tokens/step", "s/step", "hours"):
+        cost.add_column(col, no_wrap=True, justify="right")
     for s in plan["stages"]:
         g = s["memory_gb"]
-        table.add_row(s["stage"], s["method"], f"{s['micro_batch']} x {s['seq_len']}",
-                      *(f"{g[k]:.2f}" for k in ("weights", "gradients", "optimizer", "activations", "logits")),
-                      f"{s['total_gb']:.1f}", "[green]yes[/]" if s["fits"] else "[red]NO[/]",
-                      f"{sum(s['disk_gb'].values()):.1f}", f"{s['tokens_per_s']:,.0f}", f"{s['seconds_per_step']:.2f}",
-                      "-" if s["total_hours"] is None else f"{s['total_hours']:.1f}")
-    console.print(table)
+        mem.add_row(s["stage"], s["method"], f"{s['micro_batch']}×{s['seq_len']}",
+                    *(f"{g[k]:.1f}" for k in ("weights", "gradients", "optimizer", "activations", "logits")),
+                    f"{s['total_gb']:.1f}", "[green]yes[/]" if s["fits"] else "[red]NO[/]")
+        cost.add_row(s["stage"], f"{sum(s['disk_gb'].values()):.1f}", f"{s['tokens_per_s']:,.0f}",
+                     f"{s['tokens_per_step']:,}", f"{s['seconds_per_step']:.2f}",
+                     "-" if s["total_hours"] is None else f"{s['total_hours']:.1f}")
+    console.print(mem)
+    console.print(cost)
     for s in plan["stages"]:
         if s["warnings"]:
             console.print(f"[yellow]warning[/] {s['warnings'][0]}; try one of:", highlight=False)
