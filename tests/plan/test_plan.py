@@ -111,3 +111,11 @@ def test_estimate_is_within_25_percent_of_a_measured_cpu_peak():
     est = memory(read_shape("tiny-llama-4layer"), method="full", dtype="float32", micro_batch=4, seq_len=256,
                  checkpointing=False, accelerator=False)
     assert abs(sum(est.values()) - measured) / measured <= 0.25, (est, measured)
+
+
+def test_plan_names_the_bad_key_or_the_unknown_model():
+    demo = str(ROOT / "configs" / "demo.yaml")
+    bad = CliRunner().invoke(app, ["plan", demo, "stages.sft.batch_size=0"])
+    assert bad.exit_code == 1 and "stages.sft.batch_size" in bad.output
+    unknown = CliRunner().invoke(app, ["plan", demo, "model.name=/models/foo"])
+    assert unknown.exit_code == 1 and "--model-config" in unknown.output
