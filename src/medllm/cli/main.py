@@ -127,7 +127,7 @@ def runs_show(run: Path = typer.Argument(..., help="Run folder.")) -> None:
 
 # ------------------------------------------------------------------ areas
 AREAS = ("medllm.data.cli", "medllm.train.cli", "medllm.eval.cli", "medllm.serve.cli", "medllm.pipeline.cli",
-         "medllm.export.cli", "medllm.studio.cli")
+         "medllm.export.cli", "medllm.studio.cli", "medllm.plan.cli")
 for _mod in AREAS:
     try:
         module = importlib.import_module(_mod)
