@@ -36,8 +36,8 @@
       } }, "Compare")), out);
     try {
       const runs = (await api("/api/runs")).runs.filter((r) => r.final_metrics);
-      picks.replaceChildren(runs.length ? runs.map((r) => h("label", { style: "margin-right:1em" }, h("input", { type: "checkbox", value: r.name, "data-run": r.name }), " " + r.name))
-        : h("p", { text: "No evaluated runs yet." }));
+      picks.replaceChildren(...(runs.length ? runs.map((r) => h("label", { style: "margin-right:1em" }, h("input", { type: "checkbox", value: r.name, "data-run": r.name }), " " + r.name))
+        : [h("p", { text: "No evaluated runs yet." })]));
     } catch (e) { flash(e.message); }
   };
 })();
