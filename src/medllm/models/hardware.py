@@ -50,3 +50,25 @@ def machine_info() -> dict:
     if torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
+
+
+def accelerator() -> str:
+    """``"cuda"`` when a CUDA device is usable, else ``"cpu"`` (one place to ask, so tests
+    can pretend to be on a GPU and prove that no path hard-codes a device or dtype)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def accelerator_supports_bf16() -> bool:
+    import torch
+
+    return accelerator() == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def local_device() -> str:
+    """This process's device: ``cuda:LOCAL_RANK`` under accelerate/torchrun (every rank its
+    own GPU, never all on GPU 0), ``cpu`` without a GPU."""
+    if accelerator() != "cuda":
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"

@@ -76,6 +76,8 @@ def resolve(spec: str | Path) -> ModelRef:
     if p.is_dir():
         if (p / "config.json").is_file():
             return ModelRef(s, "hf_dir", p.resolve(), "local Hugging Face model folder")
+        if (p / "model.json").is_file():
+            return ModelRef(s, "hf_dir", p.resolve(), "training stage folder: base + adapters, merged on load")
         if (p / "adapter_config.json").is_file():
             return ModelRef(s, "hf_dir", p.resolve(), "local PEFT adapter folder")
         raise ModelNotFound(f"{p} is a folder but has no config.json (not a Hugging Face model folder)")

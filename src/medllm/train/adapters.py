@@ -22,15 +22,11 @@ def linear_module_names(model) -> list[str]:
 
 
 def check_qlora_supported() -> None:
+    """QLoRA needs bitsandbytes (0.50 quantizes to NF4 on CPU as well as on CUDA)."""
     import importlib.util
 
-    import torch
-
-    if not torch.cuda.is_available():
-        raise AdapterError("qlora needs a 4-bit quantized base; bitsandbytes provides it only on a CUDA GPU here. "
-                           "On this CPU use adapter.method: lora (same adapter on a bf16-autocast base).")
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise AdapterError("qlora needs the bitsandbytes package: pip install bitsandbytes")
+        raise AdapterError("qlora needs the bitsandbytes package: pip install bitsandbytes==0.50.2")
 
 
 def lora_config(adapter, model, *, task_type: str = "CAUSAL_LM"):
@@ -66,28 +62,51 @@ def wrap_model(model, adapter, *, task_type: str = "CAUSAL_LM"):
     return peft_model
 
 
-def save_outputs(model, tok, stage_dir: Path, *, merge: bool = True) -> tuple[Path, Path | None]:
-    """Write ``adapter/`` (PEFT only) and ``merged/`` (full safetensors + tokenizer), atomically.
+def save_outputs(model, tok, stage_dir: Path, *, base_model: Path, dtype: str,
+                 merged: bool = False) -> tuple[Path, Path | None]:
+    """Write the stage's model, atomically, each folder with a sha256 manifest; return
+    ``(model_dir, adapter_dir)``.
 
-    ``merge=False`` (stacking) still writes merged/ so the next stage has one plain model to
-    start from, and keeps adapter/ so the stage's delta stays separable."""
+    PEFT (lora/qlora): ``adapter/`` (+ tokenizer) and ``model.json`` (the lineage: plain base +
+    every unmerged adapter so far, see ``medllm.models.lineage``); ``model_dir`` is the stage
+    folder, merged on load. ``merged=True`` (reward models, whose consumers load a classifier
+    folder) also writes ``merged/`` in ``dtype``. Full fine-tuning: ``merged/`` is the model."""
+    import shutil
+
     from peft import PeftModel
 
-    from medllm.io import atomic_dir
+    from medllm.io import atomic_dir, atomic_write_json
+    from medllm.models.convert import write_manifest
+    from medllm.models.lineage import LINEAGE, lineage_after
+    from medllm.models.loading import pick_dtype
 
-    adapter_dir = None
-    if isinstance(model, PeftModel):
-        adapter_dir = stage_dir / "adapter"
-        with atomic_dir(adapter_dir) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-        plain = model.merge_and_unload()
-    else:
-        plain = model
-    merged = stage_dir / "merged"
-    with atomic_dir(merged) as tmp:
+    stage_dir = Path(stage_dir)
+    if not isinstance(model, PeftModel):
+        (stage_dir / LINEAGE).unlink(missing_ok=True)  # a re-run as a full stage: no stale lineage
+        return _write_merged(model, tok, stage_dir, {"type": "full", "base": str(base_model)}), None
+    adapter_dir = stage_dir / "adapter"
+    with atomic_dir(adapter_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        write_manifest(tmp, {"type": "adapter", "base": str(base_model)})
+    lineage = lineage_after(base_model, adapter_dir, dtype)
+    if merged:
+        plain = model.merge_and_unload().to(pick_dtype(dtype))
+        _write_merged(plain, tok, stage_dir, {"type": "merged", "lineage": lineage})
+        return stage_dir / "merged", adapter_dir
+    shutil.rmtree(stage_dir / "merged", ignore_errors=True)  # an older merge of an earlier run is stale
+    atomic_write_json(stage_dir / LINEAGE, lineage)
+    log.info("%s: adapter kept, merged on load (lineage in %s)", stage_dir.name, stage_dir / LINEAGE)
+    return stage_dir, adapter_dir
+
+
+def _write_merged(plain, tok, stage_dir: Path, source: dict) -> Path:
+    from medllm.io import atomic_dir
+    from medllm.models.convert import write_manifest
+
+    target = stage_dir / "merged"
+    with atomic_dir(target) as tmp:
         plain.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-    if not merge:
-        log.info("adapter kept separate in %s (stacked); merged/ written for the next stage", adapter_dir)
-    return merged, adapter_dir
+        write_manifest(tmp, source)
+    return target

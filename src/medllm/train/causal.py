@@ -6,21 +6,17 @@ from medllm.train.stage import StageContext
 
 
 def load_policy(ctx: StageContext):
-    """(trainable model, tokenizer, context length) for ``ctx.base_model``."""
+    """(trainable model, tokenizer, context length) for ``ctx.base_model`` (a model folder or
+    an earlier stage folder, whose adapters are merged in memory), left on the CPU for the
+    trainer to place on this rank's device."""
     import torch
 
-    from medllm.models import load_causal_lm
     from medllm.train.adapters import wrap_model
+    from medllm.train.base import context_length, load_start_model
 
     torch.manual_seed(ctx.seed)  # LoRA init is random: same seed, same run
-    model, tok = load_causal_lm(ctx.base_model, dtype="float32", device="cpu" if not torch.cuda.is_available()
-                                else "cuda", for_training=True)
-    model.config.use_cache = False
-    context = getattr(model.config, "max_position_embeddings", None)
-    if ctx.cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    return wrap_model(model, ctx.cfg.adapter), tok, context
+    model, tok = load_start_model(ctx, gradient_checkpointing=ctx.cfg.gradient_checkpointing)
+    return wrap_model(model, ctx.cfg.adapter), tok, context_length(model, ctx)
 
 
 def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: bool) -> dict:

@@ -45,8 +45,8 @@ def pairs_to_unpaired(ds):
 def train(ctx: StageContext) -> dict:
     import torch
 
-    from medllm.models import load_causal_lm
     from medllm.train.adapters import check_qlora_supported, lora_config
+    from medllm.train.base import load_start_model
     from medllm.train.checkpoints import CompleteCheckpointMixin
     from medllm.train.reward import preference_data
     from medllm.train.stage import callbacks, fit, training_args
@@ -57,16 +57,15 @@ def train(ctx: StageContext) -> dict:
     class Trainer(CompleteCheckpointMixin, base_cls):
         pass
 
+    if cfg.adapter.method == "qlora":
+        check_qlora_supported()
     torch.manual_seed(ctx.seed)
-    model, tok = load_causal_lm(ctx.base_model, dtype="float32", device="cpu" if not torch.cuda.is_available()
-                                else "cuda", for_training=True)
-    model.config.use_cache = False
+    # left on the CPU (a QLoRA base on this rank's device): the trainer places it per rank
+    model, tok = load_start_model(ctx, gradient_checkpointing=cfg.gradient_checkpointing)
     train_ds, val_ds = preference_data(ctx)
     if cfg.loss == "kto":
         train_ds = pairs_to_unpaired(train_ds)
         val_ds = pairs_to_unpaired(val_ds) if val_ds is not None else None
-    if cfg.adapter.method == "qlora":
-        check_qlora_supported()
     peft = None if cfg.adapter.method == "full" else lora_config(cfg.adapter, model)
     args = training_args(ctx, cfg_cls, has_eval=val_ds is not None, beta=cfg.beta, max_length=cfg.max_seq_len,
                          **extra)

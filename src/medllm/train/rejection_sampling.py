@@ -32,29 +32,35 @@ def prompts_from(ds) -> list[dict]:
 
 
 def sample(model, tok, prompts: list[dict], cfg, *, batch_size: int = 4) -> list[list[dict]]:
-    """k sampled answers per prompt: [{text, finished}]."""
+    """k sampled answers per prompt: [{text, finished}]. Generation stops on every end-of-turn
+    id (Llama-3-Instruct ends turns with ``<|eot_id|>``, not its eos); an answer is finished
+    when one of them appeared."""
     import torch
 
+    from medllm.models import model_device, stop_token_ids
     from medllm.progress import progress
 
     tok.padding_side = "left"  # generation continues from the right edge
     results: list[list[dict]] = []
     model.eval()
+    stops = stop_token_ids(model, tok)
+    dev = model_device(model)
     for i in progress(range(0, len(prompts), batch_size), desc="sampling", unit="batch"):
         chunk = prompts[i:i + batch_size]
         texts = [tok.apply_chat_template(p["prompt"], tokenize=False, add_generation_prompt=True) for p in chunk]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.no_grad(), torch.autocast(model.device.type, dtype=torch.bfloat16,
-                                             enabled=_bf16(cfg)):
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=_bf16(cfg)):
             out = model.generate(**enc, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
                                  max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.k,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                                 pad_token_id=tok.pad_token_id, eos_token_id=stops)
         new = out[:, enc["input_ids"].shape[1]:]
         for j in range(len(chunk)):
             answers = []
             for seq in new[j * cfg.k:(j + 1) * cfg.k]:
-                finished = bool((seq == tok.eos_token_id).any())
-                answers.append({"text": tok.decode(seq, skip_special_tokens=True).strip(), "finished": finished})
+                ids = seq.tolist()
+                end = next((t for t, x in enumerate(ids) if x in stops), None)
+                answers.append({"text": tok.decode(ids[:end], skip_special_tokens=True).strip(),
+                                "finished": end is not None})
             results.append(answers)
     tok.padding_side = "right"
     return results
@@ -91,7 +97,10 @@ def score_all(ctx: StageContext, prompts, answers) -> list[list[float]]:
                          "(run_stage(..., reward_model=PATH)), a reward-model folder, or scorer: rule")
     from medllm.train.reward import load_reward_model, score_conversations
 
-    rm, rtok = load_reward_model(path)
+    from medllm.train.base import model_config
+
+    # on this rank's accelerator, bf16 where available; prompts truncated from the left
+    rm, rtok = load_reward_model(path, dtype=model_config(ctx).dtype)
     convs = [p["prompt"] + [{"role": "assistant", "content": a["text"]}] for p, ans in zip(prompts, answers) for a in ans]
     flat = score_conversations(rm, rtok, convs, max_len=ctx.cfg.max_seq_len)
     k = ctx.cfg.k
@@ -119,6 +128,10 @@ def train(ctx: StageContext) -> dict:
     if not prompts:
         raise EmptyDataset(f"stage '{ctx.name}': no prompts found in its data")
     model, tok, context = load_policy(ctx)
+    if getattr(model, "hf_device_map", None) is None:
+        from medllm.models.hardware import local_device
+
+        model.to(local_device())  # sample on this rank's accelerator; the trainer keeps it there
     answers = sample(model, tok, prompts, cfg)
     scores = score_all(ctx, prompts, answers)
     sampled, selected = [], []

@@ -7,19 +7,27 @@ from __future__ import annotations
 from medllm.train.stage import StageContext
 
 
-def load_reward_model(path, *, for_training: bool = False):
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_reward_model(path, *, for_training: bool = False, dtype: str = "auto", device: str | None = "auto",
+                      quantize: str | None = None, chat_template=None, max_seq_len: int | None = None):
+    """A one-score sequence classifier on ``path`` (a classifier folder, a causal LM whose
+    head is replaced, or a stage folder, merged to files first: a classifier loads from files).
 
-    from medllm.models.loading import model_folder
+    For scoring (``for_training=False``) it loads on this process's accelerator in bf16 where
+    available; for training, ``device=None`` leaves placement to the trainer."""
+    from transformers import AutoModelForSequenceClassification
 
-    folder = model_folder(path)
-    tok = AutoTokenizer.from_pretrained(folder)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=torch.float32,
-                                                               use_safetensors=True)
+    from medllm.models.lineage import materialize_merged
+    from medllm.models.loading import _from_pretrained, load_tokenizer, model_folder, pick_device, pick_dtype
+
+    folder = materialize_merged(model_folder(path))
+    dev = pick_device(device) if device is not None else None
+    torch_dtype = pick_dtype(dtype, dev or "cpu", for_training=for_training)
+    tok = load_tokenizer(folder, chat_template=chat_template, max_seq_len=max_seq_len)
+    model = _from_pretrained(folder, torch_dtype, quantize=quantize, device=dev,
+                             cls=AutoModelForSequenceClassification, num_labels=1)
     model.config.pad_token_id = tok.pad_token_id
+    if dev is not None and quantize is None:
+        model.to(dev)
     if not for_training:
         model.eval()
     return model, tok
@@ -27,18 +35,27 @@ def load_reward_model(path, *, for_training: bool = False):
 
 def score_conversations(model, tok, conversations: list[list[dict]], *, batch_size: int = 8,
                         max_len: int = 1024) -> list[float]:
-    """One scalar reward per conversation (rendered with the chat template)."""
+    """One scalar reward per conversation (rendered with the chat template). A conversation
+    longer than ``max_len`` tokens loses its oldest tokens (the prompt's start), never the
+    response being scored; inputs go to the model's own device."""
     import torch
+
+    from medllm.models import model_device
 
     texts = [tok.apply_chat_template(c, tokenize=False) for c in conversations]
     scores: list[float] = []
-    tok.padding_side = "right"
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True,
-                      max_length=max_len, add_special_tokens=False)
-            out = model(**{k: v.to(model.device) for k, v in enc.items()})
-            scores += out.logits[:, 0].float().tolist()
+    side, trunc = tok.padding_side, tok.truncation_side
+    tok.padding_side, tok.truncation_side = "right", "left"
+    dev = model_device(model)
+    try:
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True,
+                          max_length=max_len, add_special_tokens=False)
+                out = model(**{k: v.to(dev) for k, v in enc.items()})
+                scores += out.logits[:, 0].float().tolist()
+    finally:
+        tok.padding_side, tok.truncation_side = side, trunc
     return scores
 
 
@@ -78,12 +95,22 @@ def train(ctx: StageContext) -> dict:
     class Trainer(CompleteCheckpointMixin, RewardTrainer):
         pass
 
-    torch.manual_seed(ctx.seed)
-    model, tok = load_reward_model(ctx.base_model, for_training=True)
-    train_ds, val_ds = preference_data(ctx)
-    adapter = ctx.cfg.adapter
+    from medllm.models.loading import dtype_name
+    from medllm.train.base import model_config, training_dtype
+
+    adapter, mcfg = ctx.cfg.adapter, model_config(ctx)
     if adapter.method == "qlora":
         check_qlora_supported()
+    torch.manual_seed(ctx.seed)
+    ctx.weights_dtype = training_dtype(mcfg.dtype, adapter.method, ctx.cfg.bf16)
+    model, tok = load_reward_model(ctx.base_model, for_training=True, dtype=dtype_name(ctx.weights_dtype),
+                                   device=None, quantize="nf4" if adapter.method == "qlora" else None,
+                                   chat_template=mcfg.chat_template, max_seq_len=mcfg.max_seq_len)
+    if adapter.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    train_ds, val_ds = preference_data(ctx)
     peft = None if adapter.method == "full" else lora_config(adapter, model, task_type="SEQ_CLS")
     args = training_args(ctx, RewardConfig, has_eval=val_ds is not None, max_length=ctx.cfg.max_seq_len,
                          disable_dropout=True)

@@ -37,6 +37,7 @@ class StageContext:
     resume: bool | None = None
     reward_model: Path | None = None
     recipe: Any = None
+    weights_dtype: Any = None   # set when the start model is loaded (trainer precision, lineage dtype)
 
     @property
     def checkpoints(self) -> Path:
@@ -44,16 +45,16 @@ class StageContext:
 
 
 def use_bf16(cfg) -> bool:
-    import torch
-
     from medllm.models import cpu_supports_bf16
 
     if cfg.bf16 in (True, "true"):
         return True
     if cfg.bf16 in (False, "false"):
         return False
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+    from medllm.models.hardware import accelerator, accelerator_supports_bf16
+
+    if accelerator() == "cuda":
+        return accelerator_supports_bf16()
     return cpu_supports_bf16()
 
 
@@ -79,7 +80,7 @@ def training_args(ctx: StageContext, args_cls=None, *, has_eval: bool, **extra):
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         weight_decay=cfg.weight_decay,
-        bf16=use_bf16(cfg),
+        **_precision(ctx),
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=cfg.log_every,
@@ -109,6 +110,14 @@ def training_args(ctx: StageContext, args_cls=None, *, has_eval: bool, **extra):
     if "activation_checkpointing" in accepted:  # transformers 5 renamed it; the old name warns
         kw["activation_checkpointing"] = kw.pop("gradient_checkpointing")
     return args_cls(**{k: v for k, v in kw.items() if k in accepted})
+
+
+def _precision(ctx: StageContext) -> dict:
+    if ctx.weights_dtype is None:
+        return {"bf16": use_bf16(ctx.cfg)}
+    from medllm.train.base import mixed_precision
+
+    return mixed_precision(ctx.weights_dtype, ctx.cfg)
 
 
 def callbacks(ctx: StageContext):
@@ -177,11 +186,21 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
         return metrics
     mark_best(ctx.checkpoints, best)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    merged, adapter = save_outputs(model, trainer.processing_class, ctx.stage_dir, merge=ctx.cfg.adapter.merge)
-    metrics["model_dir"], metrics["adapter_dir"] = str(merged), str(adapter) if adapter else None
+    model_dir, adapter = save_outputs(model, trainer.processing_class, ctx.stage_dir, base_model=ctx.base_model,
+                                      dtype=_lineage_dtype(ctx, model), merged=ctx.cfg.type == "reward")
+    metrics["model_dir"], metrics["adapter_dir"] = str(model_dir), str(adapter) if adapter else None
     plot_loss(ctx.stage_dir / "loss_curve.png", hist.train, hist.eval, f"{ctx.name} ({ctx.cfg.type})")
     atomic_write_json(ctx.stage_dir / "metrics.json", metrics)
     return metrics
+
+
+def _lineage_dtype(ctx: StageContext, model) -> str:
+    """The dtype merged weights of this stage are kept in: the start model's."""
+    from medllm.models.loading import dtype_name
+
+    if ctx.weights_dtype is not None:
+        return dtype_name(ctx.weights_dtype)
+    return dtype_name(getattr(model, "dtype", "float32"))
 
 
 def _param_fingerprint(model) -> float:
@@ -227,5 +246,13 @@ def run_stage(name: str, stage, *, recipe=None, run=None, base_model: Path, data
     module = importlib.import_module(STAGE_MODULES[stage.type])
     metrics = module.train(ctx)
     adapter = metrics.get("adapter_dir")
-    return StageResult(model_dir=stage_dir / "merged", adapter_dir=Path(adapter) if adapter else None,
-                       metrics=metrics)
+    model_dir = Path(metrics["model_dir"]) if metrics.get("model_dir") else _written_model(stage_dir, stage)
+    return StageResult(model_dir=model_dir, adapter_dir=Path(adapter) if adapter else None, metrics=metrics)
+
+
+def _written_model(stage_dir: Path, stage) -> Path:
+    """Where rank 0 puts the model (other ranks write nothing): the stage folder (lineage)
+    for a LoRA/QLoRA policy stage, ``merged/`` for full fine-tuning and reward models."""
+    if stage.adapter.method == "full" or stage.type == "reward":
+        return stage_dir / "merged"
+    return stage_dir
