@@ -194,13 +194,9 @@ def _stage_problems(raw: dict, sources: dict[str, dict], check_files: bool) -> l
 def _qlora_problems(where: str) -> list[Problem]:
     import importlib.util
 
-    import torch
-
-    if not torch.cuda.is_available():
-        return [Problem(where, "qlora needs a 4-bit quantized base, which bitsandbytes provides only on a "
-                               "CUDA GPU here; on this CPU use method: lora (same adapter, bf16 base)")]
+    # bitsandbytes 0.50 quantizes to NF4 on CPU as well as on CUDA, so only its absence is a problem
     if importlib.util.find_spec("bitsandbytes") is None:
-        return [Problem(where, "qlora needs the bitsandbytes package: pip install bitsandbytes")]
+        return [Problem(where, "qlora needs the bitsandbytes package: pip install --no-deps bitsandbytes==0.50.2")]
     return []
 
 

@@ -37,6 +37,7 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
                  code: str | None = None, headers: dict | None = None):
         self.status, self.message, self.type, self.code, self.headers = status, message, type_, code, headers
+        self.audited = False   # True when the route already wrote this request's audit record
 
 
 def _error(status: int, message: str, type_: str, code: str | None = None, headers=None) -> JSONResponse:
@@ -65,7 +66,8 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         metrics.observe(request.url.path, exc.status)
-        audit_rejection(audit, request, exc.status, exc.code or exc.type)   # every refused attempt leaves a record
+        if not exc.audited:   # every refused attempt leaves exactly one record
+            audit_rejection(audit, request, exc.status, exc.code or exc.type)
         return _error(exc.status, exc.message, exc.type, exc.code, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -237,7 +239,9 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         extra = {"medllm": {"red_flags": flags, "disclaimer": safety.enabled}}
         if upstream and (failed := await gen.connected()):   # upstream down/refused: an HTTP error, audited
             finish(user, endpoint, model_id, sm, adapter_id, prompt, gen, failed.status, flags, t0)
-            raise ApiError(failed.status, failed.message, failed.type, failed.code, failed.headers)
+            err = ApiError(failed.status, failed.message, failed.type, failed.code, failed.headers)
+            err.audited = True
+            raise err
 
         if not req.stream:
             try:
@@ -305,7 +309,9 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         endpoint = "/v1/completions"
         if upstream and (failed := await gen.connected()):
             finish(user, endpoint, model_id, sm, adapter_id, req.prompt, gen, failed.status, [], t0)
-            raise ApiError(failed.status, failed.message, failed.type, failed.code, failed.headers)
+            err = ApiError(failed.status, failed.message, failed.type, failed.code, failed.headers)
+            err.audited = True
+            raise err
 
         def body(choices, usage=None):
             out = {"id": rid, "object": "text_completion", "created": created, "model": model_id,
