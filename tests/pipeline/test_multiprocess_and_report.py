@@ -42,7 +42,12 @@ def _weights(model_dir: str) -> dict:
     from safetensors.torch import load_file
 
     out = {}
-    for f in sorted(Path(model_dir).glob("*.safetensors")):
+    folder = Path(model_dir)
+    if (folder / "model.json").is_file():   # a LoRA stage keeps its adapter (lineage), not merged weights
+        folder = folder / "adapter"
+    files = sorted(folder.glob("*.safetensors"))
+    assert files, f"no weights in {folder}"
+    for f in files:
         out.update(load_file(str(f)))
     return out
 
