@@ -43,8 +43,12 @@ def test_short_demo_end_to_end(tmp_path, no_network):
         ["data", "pretrain", "sft", "dpo", "eval", "examples", "report"]
     for stage in ("pretrain", "sft", "dpo"):
         model_dir = Path(state[stage]["model_dir"])
-        assert any(model_dir.glob("*.safetensors")), stage
-        assert (model_dir / "config.json").is_file()
+        # LoRA stages keep the adapter and a lineage (base + adapters), never a full merged copy
+        lineage = json.loads((model_dir / "model.json").read_text())
+        assert Path(lineage["adapters"][-1]).resolve() == (model_dir / "adapter").resolve(), stage
+        assert any((model_dir / "adapter").glob("*.safetensors")), stage
+        assert (Path(lineage["base"]) / "config.json").is_file()
+        assert not (model_dir / "merged").exists(), stage
     # stage N+1 started from stage N's result
     assert state["sft"]["base_model"] == state["pretrain"]["model_dir"]
     assert state["dpo"]["base_model"] == state["sft"]["model_dir"]
