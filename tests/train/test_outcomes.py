@@ -83,15 +83,15 @@ def test_dpo_raises_chosen_minus_rejected_margin(tmp_path, tiny_model_dir):
 
     pairs = _pairs(16)
     before = _margins(tiny_model_dir, pairs)
-    st = DPOStage(data=["p"], max_steps=12, batch_size=8, lr=5e-4, beta=0.1, log_every=4, warmup_ratio=0.0,
-                  bf16="false")
+    st = DPOStage(data=["p"], max_steps=2, batch_size=8, lr=3e-3, beta=0.1, log_every=1, warmup_ratio=0.0,
+                  max_seq_len=64, adapter={"method": "full"}, bf16="false")
     res = run_stage("dpo", st, base_model=tiny_model_dir, datasets={"p": Dataset.from_list(pairs)},
                     out_dir=tmp_path)
     after = _margins(res.model_dir, pairs)
     # the DPO log-ratio margin (policy vs. the start model) = after - before, per pair
     gains = [a - b for a, b in zip(after, before)]
     assert sum(gains) / len(gains) > 1.0, gains
-    assert sum(g > 0 for g in gains) >= 0.9 * len(gains)
+    assert all(g > 0 for g in gains), gains
 
 
 def test_rejection_sampling_scores_with_trained_reward_model(tmp_path, tiny_model_dir, trained_reward):
