@@ -178,3 +178,22 @@ def test_failed_step_reports_error_and_engine_keeps_serving(tiny):
         assert done.wait(30) and events[-1].kind == "done"
     finally:
         engine.stop()
+
+
+def test_concurrent_requests_share_decode_steps(tiny):
+    """N requests admitted together cost as many decode steps as the longest, not their sum."""
+    model, tok = tiny
+    lengths = [4, 8, 12, 16]
+    engine = BatchingEngine(model, tok, max_batch=8)
+    runs = [_collect(engine, tok(p).input_ids, SamplingParams(temperature=0, max_tokens=n, ignore_eos=True))
+            for p, n in zip(PROMPTS, lengths)]          # queued before start: one prefill admits all
+    engine.start()
+    try:
+        for events, done, _ in runs:
+            assert done.wait(60)
+        assert [r[0][-1].completion_tokens for r in runs] == lengths
+        # the prefill samples each row's first token; every later token is one shared decode step
+        assert engine.stats["decode_steps_total"] == max(lengths) - 1
+        assert engine.stats["decode_steps_total"] < sum(lengths) / 2
+    finally:
+        engine.stop()

@@ -36,21 +36,33 @@ def trained_reward(tmp_path_factory, tiny_model_dir):
     out = tmp_path_factory.mktemp("rm")
     st = RewardStage(data=["p"], val_fraction=0.25, max_steps=30, batch_size=8, lr=2e-3, log_every=10,
                      adapter={"method": "full"}, warmup_ratio=0.0, bf16="false")
+    # seed 0: the freshly initialised score head ranks these pairs mostly wrong (checked below)
     return run_stage("rm", st, base_model=tiny_model_dir, datasets={"p": Dataset.from_list(_pairs(32))},
-                     out_dir=out)
+                     out_dir=out, seed=RM_SEED)
 
 
-def test_reward_model_separates_toy_pairs(trained_reward):
-    from medllm.train.reward import load_reward_model, score_conversations
+RM_SEED = 0
+
+
+def _rm_accuracy(rm, tok, pairs) -> float:
+    from medllm.train.reward import score_conversations
+
+    chosen = score_conversations(rm, tok, [p["prompt"] + p["chosen"] for p in pairs])
+    rejected = score_conversations(rm, tok, [p["prompt"] + p["rejected"] for p in pairs])
+    return sum(c > r for c, r in zip(chosen, rejected)) / len(pairs)
+
+
+def test_reward_model_separates_toy_pairs(trained_reward, tiny_model_dir):
+    import torch
+
+    from medllm.train.reward import load_reward_model
 
     m = trained_reward.metrics
     assert m["accuracy_on"] == "validation" and m["pairwise_accuracy"] >= 0.9
-    # independently, on pairs the model never saw (new prompts)
-    rm, tok = load_reward_model(trained_reward.model_dir)
-    fresh = _pairs(9, offset=1000)
-    chosen = score_conversations(rm, tok, [p["prompt"] + p["chosen"] for p in fresh])
-    rejected = score_conversations(rm, tok, [p["prompt"] + p["rejected"] for p in fresh])
-    assert sum(c > r for c, r in zip(chosen, rejected)) / len(fresh) >= 0.9
+    fresh = _pairs(9, offset=1000)                    # prompts the model never saw
+    torch.manual_seed(RM_SEED)                        # the same random head the stage started from
+    assert _rm_accuracy(*load_reward_model(tiny_model_dir), fresh) < 0.9   # so training made the difference
+    assert _rm_accuracy(*load_reward_model(trained_reward.model_dir), fresh) >= 0.9
 
 
 def _completion_logp(model, tok, prompt: list[dict], answer: list[dict]) -> float:
@@ -83,15 +95,15 @@ def test_dpo_raises_chosen_minus_rejected_margin(tmp_path, tiny_model_dir):
 
     pairs = _pairs(16)
     before = _margins(tiny_model_dir, pairs)
-    st = DPOStage(data=["p"], max_steps=12, batch_size=8, lr=5e-4, beta=0.1, log_every=4, warmup_ratio=0.0,
-                  bf16="false")
+    st = DPOStage(data=["p"], max_steps=2, batch_size=8, lr=3e-3, beta=0.1, log_every=1, warmup_ratio=0.0,
+                  max_seq_len=64, adapter={"method": "full"}, bf16="false")
     res = run_stage("dpo", st, base_model=tiny_model_dir, datasets={"p": Dataset.from_list(pairs)},
                     out_dir=tmp_path)
     after = _margins(res.model_dir, pairs)
     # the DPO log-ratio margin (policy vs. the start model) = after - before, per pair
     gains = [a - b for a, b in zip(after, before)]
     assert sum(gains) / len(gains) > 1.0, gains
-    assert sum(g > 0 for g in gains) >= 0.9 * len(gains)
+    assert all(g > 0 for g in gains), gains
 
 
 def test_rejection_sampling_scores_with_trained_reward_model(tmp_path, tiny_model_dir, trained_reward):
