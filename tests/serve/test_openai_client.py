@@ -34,7 +34,9 @@ def test_openai_client_streams_chat_with_adapter_by_name(loopback, tmp_path):
     except AuthenticationError:
         pass
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()
-    assert len(audit) == 3 and '"user":"dr_house"' in audit[0] and '"adapter":"demo/sft"' in audit[0]
+    # 3 answered requests + the refused bad-key attempt (every attempt is audited, without its body)
+    assert len(audit) == 4 and '"user":"dr_house"' in audit[0] and '"adapter":"demo/sft"' in audit[0]
+    assert '"status":401' in audit[3] and '"user":"unauthenticated"' in audit[3]
 
 
 def test_medllm_serve_cli_of_a_run_streams_to_openai_client(tiny_run_dir, tmp_path):

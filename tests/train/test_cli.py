@@ -18,7 +18,9 @@ def test_train_sft_cli(tmp_path, tiny_model_dir, sft_ds):
                                    "--out", str(out), "max_steps=2", "batch_size=2", "bf16=false"])
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["global_step"] == 2 and (out / "merged" / "model.safetensors").is_file()
+    # a LoRA stage keeps its adapter + lineage (merged weights only on demand)
+    assert metrics["global_step"] == 2 and (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "model.json").is_file() and not (out / "merged").exists()
 
 
 def test_train_cli_rejects_bad_settings(tmp_path):
