@@ -36,36 +36,6 @@ QUESTIONS = [
 ]
 
 
-class Loopback:
-    """uvicorn on 127.0.0.1 in a thread (nothing leaves the machine)."""
-
-    def __init__(self, app):
-        import socket
-
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    timeout_keep_alive=30))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 def one_stream(url: str, key: str, model: str, question: str, tokens: int, seed: int) -> dict:
     import httpx
 
@@ -116,6 +86,7 @@ def main() -> None:
 
     from medllm.config.serve import SamplingDefaults, ServeConfig
     from medllm.serve import create_app
+    from medllm.serve.loopback import LoopbackServer as Loopback
     from medllm.serve.models import ModelPool, load_served
     from medllm.serve.security import add_key
     from medllm.serve.upstream import Upstream, upstream_pool
