@@ -18,12 +18,15 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from medllm.models.convert import write_manifest
+
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"],
                                            init_lora_weights=False))
     out = tmp_path_factory.mktemp("adapter") / "sft_adapter"
     peft.save_pretrained(out)
+    write_manifest(out, {"type": "adapter", "base": str(tiny_model_dir)})   # as a stage writes it: --check passes
     return out
 
 

@@ -125,22 +125,19 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
     from medllm.models.registry import ModelNotFound
     from medllm.serve.app import create_app
     from medllm.serve.audit import open_audit
-    from medllm.serve.models import ServeModelError, check_model_files, is_run_dir, load_pool, read_run
+    from medllm.serve.models import ServeModelError, check_served, is_run_dir
     from medllm.serve.security import KeyFileError, KeyStore
 
     try:
         keys = KeyStore.load(config.api_keys_file) if config.api_keys_file else None
         audit = open_audit(config) if config.audit_log else None
         if check:
-            from medllm.models.loading import model_folder
-
-            run = read_run(model) if is_run_dir(model) else None
-            folder = run.model_dir if run else model_folder(model)
-            extra = {f"base of {aid}": b for aid, b in run.adapter_bases.items()} if run else {}
-            problems = check_model_files(folder, {**(run.adapters if run else {}), **extra, **adapters})
-            if problems:
-                fail("model check failed:\n  " + "\n  ".join(problems))
-            console.print("[green]model files verified[/]")
+            problems = check_served(model, adapters)
+            if problems:   # first line names the first bad file; the rest follow, one per line
+                more = f" ({len(problems) - 1} more below)" if len(problems) > 1 else ""
+                fail(escape(f"--check: refusing to serve: {problems[0]}{more}"
+                            + "".join(f"\n  {p}" for p in problems[1:])))
+            console.print("[green]model files verified against their sha256 manifests[/]")
         sampling = config.sampling
         if is_run_dir(model) and (Path(model) / "recipe.yaml").is_file() and "sampling" not in config.model_fields_set:
             sampling = _run_sampling(Path(model), sampling)

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medllm.config.serve import SamplingDefaults
-
-log = logging.getLogger(__name__)
 
 
 class ServeModelError(ValueError):
@@ -150,9 +147,17 @@ def is_run_dir(spec: str | Path) -> bool:
 
 def folder_sha256(folder: Path) -> str:
     """One hash for a model/adapter folder: over its manifest when present (already
-    per-file SHA-256s), else over every weight and config file's content."""
+    per-file SHA-256s), else over every weight and config file's content. A stage folder
+    with a lineage hashes the folders it is built from, so the audit names the weights."""
+    from medllm.models.integrity import model_parts
+    from medllm.models.lineage import is_lineage
+
     folder = Path(folder)
     h = hashlib.sha256()
+    if is_lineage(folder):
+        for role, part in model_parts(folder):
+            h.update(role.encode() + b"\0" + folder_sha256(part).encode())
+        return h.hexdigest()
     manifest = folder / "medllm_manifest.json"
     if manifest.is_file():
         h.update(manifest.read_bytes())
@@ -166,18 +171,37 @@ def folder_sha256(folder: Path) -> str:
 
 
 def check_model_files(folder: Path, adapters: dict[str, Path]) -> list[str]:
-    """``--check``: verify recorded hashes (medllm manifest) of the model and adapters."""
-    from medllm.models.convert import verify_manifest
+    """``--check``: every folder that will be loaded (the model, for a stage folder its base and
+    each adapter of its lineage, and every served adapter with its base) against its sha256
+    manifest. Empty when all match; otherwise one line per problem, naming the file."""
+    from medllm.models.integrity import verify_model
+    from medllm.models.lineage import LineageError
 
-    problems = []
+    problems, seen = [], set()
     for name, f in [("model", folder), *adapters.items()]:
-        if (Path(f) / "medllm_manifest.json").is_file():
-            problems += verify_manifest(f)
-        elif not any(Path(f).glob("*.safetensors")):
-            problems.append(f"{name}: {f} has no .safetensors weights")
-        else:
-            log.warning("%s: %s has no medllm_manifest.json; hash recorded in the audit log only", name, f)
+        key = Path(f).resolve()
+        if key in seen:   # a run's adapters often share one base
+            continue
+        seen.add(key)
+        try:
+            problems += verify_model(f, name)
+        except LineageError as exc:
+            problems.append(f"{name}: {exc}")
     return problems
+
+
+def check_served(spec: str | Path, adapters: dict[str, Path] | None = None) -> list[str]:
+    """What ``medllm serve SPEC --check`` verifies before loading anything: the model (a run
+    folder's final model, each stage adapter and the model it was trained on) and every
+    ``--adapter``. Empty when all of it matches its manifests."""
+    from medllm.models.loading import model_folder
+
+    run = read_run(spec) if is_run_dir(spec) else None
+    folder = run.model_dir if run else model_folder(spec)
+    parts = dict(run.adapters) if run else {}
+    if run:
+        parts.update({f"base of {aid}": b for aid, b in run.adapter_bases.items()})
+    return check_model_files(folder, {**parts, **(adapters or {})})
 
 
 def load_served(spec: str | Path, *, adapters: dict[str, Path] | None = None, max_batch: int = 8,
