@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 import uuid
 from pathlib import Path
 
@@ -77,7 +78,12 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error on %s", request.url.path)
+        if config.audit_full_text:   # the operator chose to keep text: the full traceback too
+            log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        else:   # frames (code lines) but not the exception's message, which may quote the prompt
+            log.error("unhandled %s on %s\n%s", type(exc).__name__, request.url.path,
+                      "".join(traceback.format_tb(exc.__traceback__)))
+        audit_rejection(audit, request, 500, "server_error")
         return _error(500, "internal server error", "server_error")
 
     # ---------------------------------------------------------------- helpers
@@ -92,9 +98,14 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         user = keys.user_for(token)
-        if user is None:
+        if user is None:   # failed attempts count per address: key guessing meets the same limit
+            ok, wait = limiter.allow("ip:" + client_address(request))
+            if not ok:
+                raise ApiError(429, f"rate limit of {config.rate_limit_per_minute} requests/minute exceeded",
+                               "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(int(wait) + 1)})
             raise ApiError(401, "missing or invalid API key (send 'Authorization: Bearer <key>')",
                            "authentication_error", "invalid_api_key")
+        request.state.user = user   # a refused (429) attempt is still audited under its user
         ok, wait = limiter.allow(user)
         if not ok:
             raise ApiError(429, f"rate limit of {config.rate_limit_per_minute} requests/minute exceeded",
@@ -129,7 +140,8 @@ def create_app(config: ServeConfig, models: ModelPool | ServedModel | list[Serve
         try:
             sm, adapter = pool.resolve(req.model)
         except KeyError:
-            raise ApiError(404, f"model {req.model!r} not found; available: {', '.join(pool.ids())}",
+            # the requested name is not echoed: errors never repeat what a client sent
+            raise ApiError(404, f"model not found; available: {', '.join(pool.ids())}",
                            code="model_not_found") from None
         return sm, adapter, req.model or sm.id
 
