@@ -96,6 +96,9 @@ def serve(model: str = typer.Argument("smollm2-135m-instruct", help="Model refer
         except EngineUnavailable as exc:
             fail(escape(str(exc)))
 
+    if audit_full_text and not audit_deid:
+        console.print("[yellow]--audit-full-text without --audit-deid: prompts and answers are written to the "
+                      "audit log as sent, identifiers included[/]")
     if not _is_loopback(host) and api_keys is None and not allow_unauthenticated_remote:
         fail(f"refusing to bind {host} without --api-keys: anyone on the network could use the model. "
              "Create keys with `medllm serve-key USER --api-keys keys.txt`.")
