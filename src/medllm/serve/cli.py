@@ -132,15 +132,15 @@ def serve_with(model: str, config, *, adapters: dict[str, Path], check: bool, ba
     from medllm.serve.security import KeyFileError, KeyStore
 
     try:
-        keys = KeyStore.load(config.api_keys_file) if config.api_keys_file else None
-        audit = open_audit(config) if config.audit_log else None
-        if check:
+        if check:   # before anything is created or loaded
             problems = check_served(model, adapters)
             if problems:   # first line names the first bad file; the rest follow, one per line
                 more = f" ({len(problems) - 1} more below)" if len(problems) > 1 else ""
                 fail(escape(f"--check: refusing to serve: {problems[0]}{more}"
                             + "".join(f"\n  {p}" for p in problems[1:])))
             console.print("[green]model files verified against their sha256 manifests[/]")
+        keys = KeyStore.load(config.api_keys_file) if config.api_keys_file else None
+        audit = open_audit(config) if config.audit_log else None
         sampling = config.sampling
         if is_run_dir(model) and (Path(model) / "recipe.yaml").is_file() and "sampling" not in config.model_fields_set:
             sampling = _run_sampling(Path(model), sampling)
