@@ -51,7 +51,7 @@ PHONE_LABELLED = re.compile(r"(?i:\b(?:tel|ph|phone|mob|mobile|cell|telephone|ca
 FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 # a code: letters/digits/dashes, or a state/issuer prefix then the number ("MA S19938402", "CA D4471182"),
 # or digit groups ("943 476 5919"); leading zeros are part of the value
-ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?![\d.]|\s*(?:mg|mcg|g|ml|mL|units?|%))|\d{4,})"
+ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
 # bare labels ("health plan MBX-7751-2204", "insurance XGH4188"): the value must look like a code
 CODE_VALUE = r"((?=[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{4,24}[A-Z0-9]|\d{6,})"
 LABELLED_IDS = [
