@@ -312,7 +312,7 @@ class FacilityRecognizer(RegexRecognizer):
     in what the place is ("St. Brigid's Hospital", "Bramley Road Health Centre", "Mercy General")."""
 
     KINDS = (r"Hospital|Clinic|Cl[ií]nica|Medical\s+(?:Center|Centre|Group)|Health\s+(?:Center|Centre|System|Services?|"
-             r"Partners|Network|Trust|Unit)|Family\s+Health|Health(?:care)?|Infirmary|Senior\s+Living|Assisted\s+Living|"
+             r"Partners|Network|Trust|Unit)|Family\s+Health|Infirmary|Senior\s+Living|Assisted\s+Living|"
              r"Associates|Care\s+Center|Care\s+Centre|Medical\s+Associates|Treatment\s+Center|Urgent\s+Care|"
              r"Surgery|Practice|Nursing\s+Home|Care\s+Home|Rehabilitation\s+(?:Center|Centre|Hospital)|Hospice|"
              r"Orthopaedics|Orthopedics|Neurodiagnostics|Imaging|Radiology|Dialysis|School|Academy|University|College|"

@@ -28,6 +28,22 @@ CLINICAL_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy"
                     "ine", "ide", "ate", "ated", "ing", "tion", "sion", "ment", "ness", "ity", "ous", "ive", "ary",
                     "al", "ic", "ed", "ist", "er", "ia", "ers", "ies", "oid", "gram", "uria", "algia", "pathy", "plegia",
                     "trophy", "cele", "oma", "ase", "sis", "lysis", "phage", "cyte", "cytes", "philia", "penia")
+# Greek/Latin combining forms of medical words ("Electrocardiogram", "Hematologic", "Syringomyelia"): a rare
+# capitalised word built from them is a term, not a foreign name. Census names are never vetoed this way.
+MEDICAL_ROOT = regex.compile(r"(?i)^(?:electro|cardi|ha?em(?:o|at)|gastr|neur|nephr|hepat|pulmon|oste|arthr|dermat|"
+                             r"ophthalm|cyto|myel|chol|pyel|ur(?:o|eth|et)|trans|poly|hydro|chondr|entero|endo|hyper|hypo|"
+                             r"thromb|angi|encephal|immun|patho|pharyng|laryng|rhin|onco|scler|fibr|glyc|lymph|myo|psych|"
+                             r"pneum|spondyl|syring|vesic|cyst|colo|proct|pancrea|thyr|adren|crani|cephal|cortic|vascul|"
+                             r"ventric|atri|o?esophag|broncho|trache|leuk|erythr|prosta|gyn|obstet|ortho|radio|sono|tomo|"
+                             r"cytomegalo|influenz|leishman|trichomon|toxo|strepto|staphylo|mening|amblyo|astigmat|"
+                             r"nebul|prophyla|periton|perica|pleur|derm)")
+MEDICAL_END = ("gram", "graph", "graphic", "logic", "logical", "iasis", "virus", "globin", "rrhea", "rrhoea", "plasia",
+               "scopic", "metry", "genic", "ptysis", "itis", "osis", "lithiasis", "myelia", "trophy", "oid", "otic")
+# head nouns of a clinical phrase: a capitalised run that contains one is a term ("Aplastic Anemia", "Edward Syndrome")
+CLINICAL_HEAD = regex.compile(r"(?i)^(?:syndrome|disease|disorder|an(?:a)?emia|sclerosis|injury|tests?|counts?|procedure|"
+                              r"imaging|flutter|fibrillation|fever|failure|infection|cancer|carcinoma|tumou?rs?|virus|"
+                              r"panel|scan|x-ray|function|hydrocephalus|suppurativa|ulcer|pox|palsy|dystrophy|"
+                              r"deficiency|insufficiency|hypertension|diabetes|arthritis|fracture|block|therapy)[.,;:]?$")
 DOSE_AFTER = regex.compile(r"\s*\(?\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?|ml|mL|IU|mmol|%|/)", regex.I)
 EPONYM_AFTER = NameRecognizer.EPONYM
 RELATIVES = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "mom", "dad", "sister", "brother",
@@ -64,7 +80,16 @@ def _clinical_shape(tok: str, strong_only: bool = False) -> bool:
     low = tok.lower().strip(".,;:")
     if L.census()[0].get(tok) is not None or L.census()[1].get(tok) is not None:
         return False
+    if len(low) >= 7 and (MEDICAL_ROOT.match(low) or low.endswith(MEDICAL_END)):
+        return True
     return any(low.endswith(e) for e in (STRONG_ENDINGS if strong_only else CLINICAL_ENDINGS))
+
+
+def _lowercase_elsewhere(text: str, tok: str) -> bool:
+    """The same word written in lower case elsewhere in the document is a common noun ("Kidney
+    function tests (kidney function test)"); names keep their capital."""
+    low = tok.strip(".,;:").lower()
+    return len(low) > 2 and low != tok and bool(regex.search(rf"(?<![\p{{L}}\-]){regex.escape(low)}(?![\p{{L}}])", text))
 
 
 def _odd_case(tok: str) -> bool:
@@ -91,7 +116,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
     def spans(self, text):
         for m in RUN.finditer(text):
             toks = [t for t in m.group(0).split() if len(t.strip(".")) > 1]
-            if not toks or all(t in N.NOT_NAMES for t in toks):
+            if not toks or all(t in N.NOT_NAMES for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
                 continue
             # trim leading/trailing non-name words ("Discussed Marisol", "Ngozi Follow")
             words = list(regex.finditer(r"\S+", m.group(0)))
@@ -107,7 +132,10 @@ class StatisticalNameRecognizer(RegexRecognizer):
             start, end = m.start() + words[0].start(), m.start() + words[-1].end()
             toks = [w.group(0) for w in words]
             initial = bool(SENTENCE_START.search(text[max(0, start - 3):start])) or start == 0
-            if any(_odd_case(t) for t in toks):
+            if any(_odd_case(t) for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
+                continue
+            first, last = L.census()
+            if all(_lowercase_elsewhere(text, t) and t not in first and t not in last for t in toks):
                 continue
             scores = [0.0 if _clinical_shape(t, strong_only=not initial) else L.name_score(t)
                       for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
@@ -237,7 +265,9 @@ def _surname_after(text: str, spans: list) -> list[RecognizerResult]:
         if t in N.NOT_NAMES or t in TITLE_WORDS or _odd_case(t) or t.isupper() or L.is_clinical(t) or \
                 clinical_use(text, m.start(1), m.end(1)) or DOSE_AFTER.match(text, m.end(1)):
             continue
-        if regex.match(r"\s+(?:Hospital|Clinic|Centre|Center|Medical|Health|Street|St\b|Road|Avenue|Lane|Drive)", text[m.end(1):]):
+        if regex.match(r"\s+(?:Hospital|Clinic|Centre|Center|Medical|Health|Street|St\b|Road|Avenue|Lane|Drive|Network|"
+                       r"Services?|Group|Program|Programme|Unit|Institute|University|Association|Society|Foundation|"
+                       r"Trust|Board|Study|Trial|Registry|Scale|Score|Index)\b", text[m.end(1):]):
             continue
         if t in last or L.name_score(t) >= 0.6:
             out.append(RecognizerResult("NAME", m.start(1), m.end(1), 0.55))
