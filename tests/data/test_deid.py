@@ -97,7 +97,7 @@ def test_dialogue_and_eponyms_are_not_identifiers(deid):
 def gold_reports(deid):
     from medllm.data.deid.gold import load_gold
 
-    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh")}
+    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2")}
 
 
 @pytest.mark.parametrize("split", ["dev", "heldout"])
@@ -122,10 +122,20 @@ def test_fresh_split_is_varied_and_holds_its_floor(gold_reports):
     assert report["per_type"]["NAME"]["recall"] >= 0.95, report["missed_examples"].get("NAME")
 
 
-@pytest.mark.xfail(strict=True, reason="open: 'Modic type 1' and the brand 'Jardiance' are taken for names "
-                                       "on the fresh split (not tuned on, see docs/privacy.md)")
-def test_fresh_split_keeps_every_clinical_term(gold_reports):
-    assert gold_reports["fresh"]["clinical_terms"]["removed"] == 0
+def test_fresh2_split_holds_its_floor(gold_reports):
+    """'fresh2' was written after this round's tuning and scored once (0.897 overall, 0.952 names):
+    below the targets, pinned so it can only improve; see docs/privacy.md for its misses."""
+    report = gold_reports["fresh2"]
+    assert report["notes"] >= 10
+    assert report["overall"]["recall"] >= 0.88, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.93, report["missed_examples"].get("NAME")
+
+
+@pytest.mark.parametrize("split", ["fresh", "fresh2"])
+@pytest.mark.xfail(strict=True, reason="open: 'Modic type 1', 'Deauville 2', 'Lugano' and the brand 'Jardiance' taken "
+                                       "for names, 'co-careldopa 12.5/50' for a date (never-tuned splits, docs/privacy.md)")
+def test_fresh_splits_keep_every_clinical_term(gold_reports, split):
+    assert gold_reports[split]["clinical_terms"]["removed"] == 0
 
 
 def test_gold_loader_refuses_unannotated_repeat_but_not_inside_a_clinical_term(tmp_path):
