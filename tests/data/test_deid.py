@@ -89,3 +89,78 @@ def test_dialogue_and_eponyms_are_not_identifiers(deid):
     text = ("Doctor: You may be suffering from Sick Sinus Syndrome. The first test is a urinalysis.Patient: Okay, doctor. "
             "What next?Doctor: For Wilson disease, we check copper. Patient: Yeah, I try to eat well.")
     assert deid.analyze(text) == []
+
+
+# --- hand-written gold notes (src/medllm/data/deid/gold): the targets of issue 13 ---------------------------
+
+@pytest.fixture(scope="module")
+def gold_reports(deid):
+    from medllm.data.deid.gold import load_gold
+
+    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2")}
+
+
+@pytest.mark.parametrize("split", ["dev", "heldout"])
+def test_gold_notes_meet_recall_and_keep_every_clinical_term(gold_reports, split):
+    report = gold_reports[split]
+    assert report["overall"]["recall"] >= 0.98, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.95, report["missed_examples"].get("NAME")
+    assert report["overall"]["precision"] >= 0.95, report["false_positive_examples"]
+    assert report["clinical_terms"]["checked"] > 50 and report["clinical_terms"]["removed"] == 0, \
+        report["clinical_terms"]["removed_list"]
+
+
+def test_fresh_split_is_varied_and_holds_its_floor(gold_reports):
+    """The 'fresh' notes were written after the others and never tuned on; this pins today's level
+    (0.962 overall, 1.000 names) with a small margin so a regression shows."""
+    from medllm.data.deid.gold import load_gold
+
+    notes = load_gold(split="fresh")
+    assert len(notes) >= 15 and len({n["genre"] for n in notes}) >= 6
+    report = gold_reports["fresh"]
+    assert report["overall"]["recall"] >= 0.95, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.95, report["missed_examples"].get("NAME")
+
+
+def test_fresh2_split_holds_its_floor(gold_reports):
+    """'fresh2' was written after this round's tuning and scored once (0.897 overall, 0.952 names):
+    below the targets, pinned so it can only improve; see docs/privacy.md for its misses."""
+    report = gold_reports["fresh2"]
+    assert report["notes"] >= 10
+    assert report["overall"]["recall"] >= 0.88, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.93, report["missed_examples"].get("NAME")
+
+
+@pytest.mark.parametrize("split", ["fresh", "fresh2"])
+@pytest.mark.xfail(strict=True, reason="open: 'Modic type 1', 'Deauville 2', 'Lugano' and the brand 'Jardiance' taken "
+                                       "for names, 'co-careldopa 12.5/50' for a date (never-tuned splits, docs/privacy.md)")
+def test_fresh_splits_keep_every_clinical_term(gold_reports, split):
+    assert gold_reports[split]["clinical_terms"]["removed"] == 0
+
+
+def test_gold_loader_refuses_unannotated_repeat_but_not_inside_a_clinical_term(tmp_path):
+    from medllm.data.deid.gold import GoldError, load_gold
+
+    ok = tmp_path / "ok.txt"
+    ok.write_text("### a | radiology | fresh\nReferring: Dr. [[NAME:Wells]]. {{Wells 2}}.\n", encoding="utf-8")
+    note = load_gold(ok)[0]
+    assert note["text"] == "Referring: Dr. Wells. Wells 2." and note["split"] == "fresh"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("### b | progress | dev\nWife [[NAME:Ngozi]] visited. Ngozi called.\n", encoding="utf-8")
+    with pytest.raises(GoldError, match="Ngozi"):
+        load_gold(bad)
+
+
+def test_general_formats_from_issue_13(deid):
+    """Formats named in the issue, in sentences that are not in the gold notes."""
+    text = ("Tomasz Wiśniewski, ninety-four, seen 03-Feb-2025; review on 21/05. Patient is 96 y.o. "
+            "Health plan QRZ-5512-0981; acct 0000571123; DL no. NY 40917733. Tel 0161 496 0018. "
+            "Son, Hope Adebayo-Lewis, visits; counselor Ingrid Berg called. Admitted to Fernhill Health System. "
+            "Berg balance 44/56, Wells 2, GCS 7, St John's wort stopped, Parkinson's disease on Sinemet 25/100.")
+    found = {text[s.start:s.end] for s in deid.analyze(text)}
+    for secret in ("ninety-four", "03-Feb-2025", "21/05", "96", "QRZ-5512-0981", "0000571123", "NY 40917733",
+                   "0161 496 0018", "Hope Adebayo-Lewis", "Ingrid Berg", "Fernhill Health System"):
+        assert any(secret in f for f in found), (secret, found)
+    new, _ = deid.deidentify(text, "g")
+    for term in ("Berg balance", "Wells 2", "GCS 7", "St John's wort", "Parkinson's disease", "Sinemet 25/100"):
+        assert term in new, (term, new)

@@ -3,7 +3,8 @@
 Two file forms, both giving ``{"id", "genre", "split", "text", "spans": [{start, end, entity}],
 "keep": [{start, end, term}]}`` per note:
 
-* ``.txt`` markup (how the bundled set is written): a ``### id | genre | split`` header starts a note;
+* ``.txt`` markup (how the bundled set is written): a ``### id | genre | split`` header starts a note
+  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``/``fresh2`` written later and never tuned on);
   ``[[TYPE:text]]`` marks an identifier, ``{{text}}`` a clinical term that must survive; ``#`` lines
   before the first header are comments.
 * ``.jsonl``: one note per line in the form above (``keep`` optional).
@@ -20,7 +21,7 @@ from pathlib import Path
 from medllm.data.deid.recognizers import ENTITIES
 
 MARK = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]|\{\{(.+?)\}\}")
-HEADER = re.compile(r"^###\s*([\w.-]+)\s*\|\s*([^|]+?)\s*\|\s*(dev|heldout)\s*$")
+HEADER = re.compile(r"^###\s*([\w.-]+)\s*\|\s*([^|]+?)\s*\|\s*(dev|heldout|fresh2?)\s*$")
 GOLD_ENTITIES = (*ENTITIES, "FACILITY")
 
 
@@ -57,7 +58,7 @@ def _load_markup(path: Path, problems: list[str]) -> list[dict]:
                 notes.append(_parse_note(current, "\n".join(body).strip("\n"), f"{path}:{start_line}", problems))
             current, body, start_line = (m.groups() if m else None), [], lineno
         elif line.startswith("###"):
-            problems.append(f"{path}:{lineno}: header must read '### id | genre | dev|heldout'")
+            problems.append(f"{path}:{lineno}: header must read '### id | genre | dev|heldout|fresh|fresh2'")
         elif current is not None:
             body.append(line)
     return notes
@@ -84,7 +85,8 @@ def _parse_note(header, marked: str, where: str, problems: list[str]) -> dict:
     for s in spans:   # every occurrence of an annotated value must itself be annotated
         value = plain[s["start"]:s["end"]]
         for o in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", plain):
-            if not any(g["start"] <= o.start() < g["end"] for g in spans):
+            # inside a must-survive term it is deliberately not a name: "Dr. Wells" vs "Wells 2"
+            if not any(g["start"] <= o.start() < g["end"] for g in spans + keep):
                 problems.append(f"{where} ({nid}): {value!r} is annotated once but also occurs unannotated")
                 break
     return {"id": nid, "genre": genre, "split": split, "text": plain, "spans": spans, "keep": keep}

@@ -48,7 +48,7 @@ Gerota Glisson Douglas Morison Calot Hesselbach Scarpa Poupart Cooper Treitz Vat
 Skene Cowper Graafian Fallopian Eustachian Broca Wernicke's Purkinje Langerhans Kupffer Leydig Sertoli Schwann Ranvier
 English Spanish Vietnamese Mandarin Cantonese Arabic Portuguese Russian Polish French German Italian Somali Farsi
 Hindi Urdu Tagalog Korean Japanese Haitian Creole Swahili Yoruba Igbo Twi Amharic Punjabi Bengali Greek Hebrew
-Christian Muslim Jewish Catholic Hindu Buddhist Jehovah Jehovah's Witness Medicare Medicaid
+MacNew Christian Muslim Jewish Catholic Hindu Buddhist Jehovah Jehovah's Witness Medicare Medicaid
 """.split())
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import regex
+
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 
 from medllm.data.deid import names as N
@@ -30,23 +32,34 @@ DATE_PATTERNS = [
     Pattern("day_month", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}(?!\w)", 0.6),
     Pattern("dmy_dotted", r"\b(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}\b", 0.85),
     Pattern("dmy_numeric", r"\b(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)?\d{2}\b", 0.85),
+    # lab and EHR exports: "03-Feb-2025", "3-FEB-25"
+    Pattern("d_mon_y", rf"\b(?:[12]\d|3[01]|0?[1-9])-(?i:{MONTHS})-(?:19|20)?\d{{2}}\b", 0.85),
+    # "on 19/05": day-first without a year, only when the day cannot be a month
+    Pattern("dm_numeric", r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])", 0.5),
     Pattern("the_ordinal", r"(?<=\b(?:the|on|by|until|from)\s)(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b", 0.6),
     Pattern("in_month", rf"(?<=\b(?:in|since|until|from|last|early|late|mid|of)\s){MONTHS}(?!\w)", 0.5),
     Pattern("md_numeric", r"(?<![\d/])(?<!(?i:pain) )(?<!(?i:pain): )(?<!(?i:score) )(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
 ]
 PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}|"
-                      r"(?:\+44\s?|0)(?:\d{4}\s?\d{6}|\d{3}\s\d{4}\s\d{4}|\d{2}\s\d{4}\s\d{4}))"   # UK: 07700 900461, 020 7946 0321
+                      r"(?:\+44\s?|0)(?:\d{4}\s?\d{6}|\d{3}\s\d{4}\s\d{4}|\d{2}\s\d{4}\s\d{4}|\d{3}\s\d{3}\s\d{4})|"   # UK: 07700 900461, 020 7946 0321, 0161 496 0732
+                      r"\+(?:[2-9]\d{0,2})[\s.-]?(?:\(\d{1,4}\)|\d{1,4})(?:[\s.-]\d{2,5}){2,3}|"   # +27 82 555 0148, +49 30 1234 5678
+                      r"\(0\d{1,4}\)\s?\d{3,4}[\s.-]?\d{3,4})"   # (03) 5221 8840, (020) 7946 0321
                       r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
+# a number of 8-15 digits after a phone label is a phone whatever its national format
+PHONE_LABELLED = re.compile(r"(?i:\b(?:tel|ph|phone|mob|mobile|cell|telephone|call(?:\s+back)?|reached\s+on|fax|f)\b\.?\s*"
+                            r"(?:no\.?|number|#)?[ \t]*[:\-]?[ \t]*)((?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d[\d .-]{6,16}\d)")
 FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 # a code: letters/digits/dashes, or a state/issuer prefix then the number ("MA S19938402", "CA D4471182"),
 # or digit groups ("943 476 5919"); leading zeros are part of the value
-ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{3}\s\d{3}\s\d{4}|\d{4,})"
+ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
+# bare labels ("health plan MBX-7751-2204", "insurance XGH4188"): the value must look like a code
+CODE_VALUE = r"((?=[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{4,24}[A-Z0-9]|\d{6,})"
 LABELLED_IDS = [
-    ("MRN", r"\b(?:MRN|MR\s?#|hosp(?:ital)?\.?\s+(?:no|number|#)\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
+    ("MRN", r"\b(?:MRN|MR\s?#|URN?\s*(?:no\.?|number|#)|unit\s+record(?:\s+(?:number|no\.?|#))?|hosp(?:ital)?\.?\s+(?:no|number|#)\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
     ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|beneficiary|medicaid|medicare|group)"
                     r"(?:\s+(?:id|number|no\.?|#|beneficiary\s+number))+"),
     ("ACCOUNT", r"\b(?:account|acct\.?|billing|financial|encounter|visit|claim)(?:\s*(?:id|number|no\.?|#))*"),
-    ("LICENSE", r"\b(?:(?:driver'?s?\s+)?(?:licen[cs]e|lic\.?)|CDL|DEA|NPI|certificate|registration|board\s+cert(?:ification)?)"
+    ("LICENSE", r"\b(?:(?:driver'?s?\s+|driving\s+)?(?:licen[cs]e|lic\.?)|DL|CDL|DEA|NPI|certificate|registration|board\s+cert(?:ification)?)"
                 r"(?:\s+(?:id|number|no\.?|#))*"),
     ("VEHICLE", r"\b(?:VIN|vehicle\s+(?:id|identification\s+number)|licen[cs]e\s+plate|plate(?:\s+(?:number|no\.?|#))?)"),
     ("DEVICE", r"\b(?:serial(?:\s+(?:number|no\.?|#))?|S/N|device\s+(?:id|identifier|number)|UDI|implant\s+(?:id|serial)|"
@@ -54,6 +67,12 @@ LABELLED_IDS = [
     ("ID", r"\b(?:case|accession|specimen|sample|study|trial|requisition|order|patient|employee|badge|passport)"
            r"(?:\s+(?:id|number|no\.?|#))+"),
     ("ID", r"\b(?:acc(?:ession)?\s*#|study|rx\s*#|ref(?:erence)?|nhs\s+number(?:\s+is)?|order\s*#|court\s+order)"),
+]
+
+
+BARE_LABELS = [
+    ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|medicaid|medicare|MBI|plan)"),
+    ("ACCOUNT", r"\b(?:account|acct\.?)"),
 ]
 
 
@@ -119,6 +138,7 @@ class LabelledIdRecognizer(RegexRecognizer):
         super().__init__([e for e, _ in LABELLED_IDS], "labelled_ids")
         self.patterns = [(e, re.compile(label + r"\s*(?:[:#=]|is|was)?\s*#?\s*" + ID_VALUE, re.I))
                          for e, label in LABELLED_IDS]
+        self.patterns += [(e, re.compile(label + r"\s*[:#=]?\s*" + CODE_VALUE, re.I)) for e, label in BARE_LABELS]
 
     def spans(self, text):
         for entity, rx in self.patterns:
@@ -128,7 +148,11 @@ class LabelledIdRecognizer(RegexRecognizer):
                     continue  # an ordinary word after the label, not a code
                 if not any(ch.isdigit() for ch in value):
                     continue
-                yield m.start(1), m.end(1), entity, 0.9
+                if " " in value and sum(ch.isdigit() for ch in value) < 8 and not re.match(r"[A-Z]{2}\s", value):
+                    value = value.split()[0]   # "MRN 4401 on ward 5": digit groups are one code only when long
+                    if len(value) < 4:
+                        continue
+                yield m.start(1), m.start(1) + len(value), entity, 0.9
 
 
 class PhoneFaxRecognizer(RegexRecognizer):
@@ -136,14 +160,23 @@ class PhoneFaxRecognizer(RegexRecognizer):
         super().__init__(["PHONE", "FAX"], "phone_fax")
 
     def spans(self, text):
-        for m in PHONE_RE.finditer(text):
-            before = text[max(0, m.start() - 25):m.start()]
-            entity = "FAX" if FAX_CUE.search(before.split("\n")[-1]) else "PHONE"
-            yield m.start(), m.end(), entity, 0.85
+        for rx, g in ((PHONE_RE, 0), (PHONE_LABELLED, 1)):
+            for m in rx.finditer(text):
+                value = m.group(g).rstrip(" .-")
+                if g and not 8 <= sum(ch.isdigit() for ch in value) <= 15:
+                    continue
+                before = text[max(0, m.start(g) - 25):m.start(g)]
+                entity = "FAX" if FAX_CUE.search(before.split("\n")[-1]) else "PHONE"
+                yield m.start(g), m.start(g) + len(value), entity, 0.85
 
 
 class AgeOver89Recognizer(RegexRecognizer):
-    RX = re.compile(r"\b(9\d|1[0-2]\d)(?=[\s-]*(?:years?|yrs?|y/?o|year-old|yo\b)|\s*(?:M|F)\b)", re.I)
+    RX = re.compile(r"(?<![/.])\b(9\d|1[0-2]\d)(?=[\s-]*(?:years?|yrs?|y/?o|y\.o\.?|year-old|yo\b)|\s*/?\s*(?:M|F)\b)", re.I)
+    WORDS = (r"(?:ninety(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|"
+             r"(?:a|one)[\s-]hundred(?:(?:\s+and)?[\s-](?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?)")
+    # written out: before "year(s)"/"-year-old", after "aged"/"age", or in a name's apposition ("Mrs O'Dowd, ninety-one,")
+    RX_WORDS = re.compile(rf"(?i:\b({WORDS})(?=[\s-]*(?:years?|yrs?|year-old)\b))|(?i:(?<=\baged\s)|(?<=\bage\s))({WORDS})\b|"
+                          rf"(?<=[\w)], )((?i:{WORDS}))(?=[,.;)])")
     RX2 = re.compile(r"\b(?:age|aged|turned|turns|turning|is now|I'm|I am)\s*:?\s*(9\d|1[0-2]\d)\b", re.I)
     # "Esperanza Villalobos, 97." / "(93)": an age in a name's apposition
     RX3 = re.compile(r"(?<=[a-z], )(9\d|1[0-2]\d)(?=[.,;)]|\s*$)|(?<=\()(9\d|1[0-2]\d)(?=\))", re.M)
@@ -152,9 +185,9 @@ class AgeOver89Recognizer(RegexRecognizer):
         super().__init__(["AGE"], "age_over_89")
 
     def spans(self, text):
-        for rx in (self.RX, self.RX2, self.RX3):
+        for rx in (self.RX, self.RX2, self.RX3, self.RX_WORDS):
             for m in rx.finditer(text):
-                g = 1 if m.group(1) else 2
+                g = next(i for i in range(1, rx.groups + 1) if m.group(i))
                 yield m.start(g), m.end(g), "AGE", 0.85
 
 
@@ -189,8 +222,9 @@ class LocationRecognizer(RegexRecognizer):
                 yield m.start(1), m.end(1), "LOCATION", 0.6
 
 
-_CAP = r"[A-Z][a-zA-Z'\-]+"
-_INITIAL = r"[A-Z]\."
+# Unicode letters: "Ramírez", "Zieliński", "Sigurðardóttir" are names as much as "Ramirez"
+_CAP = r"\p{Lu}[\p{L}'’\-]+"
+_INITIAL = r"\p{Lu}\."
 _PARTICLE = r"(?i:van|der|den|de|la|von|del|di|da|le|bin|al)"
 _SURNAME = rf"(?:{_PARTICLE}\s+){{0,2}}{_CAP}"
 
@@ -199,14 +233,14 @@ class NameRecognizer(RegexRecognizer):
     """Names from context: titles, labels, signature lines and the gazetteer; then every other
     occurrence of a found name token in the same document (document-wide propagation)."""
 
-    TITLE = re.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_SURNAME})?)")
-    LABEL = re.compile(rf"(?i:\b(?:{'|'.join(re.escape(l) for l in sorted(N.NAME_LABELS, key=len, reverse=True))}))"
+    TITLE = regex.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_SURNAME})?)")
+    LABEL = regex.compile(rf"(?i:\b(?:{'|'.join(re.escape(l) for l in sorted(N.NAME_LABELS, key=len, reverse=True))}))"
                        rf"\s*(?:[:\-]|is|was)?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+(?:{_INITIAL}\s*)?{_SURNAME}){{0,2}})")
-    SIGNATURE = re.compile(rf"((?:{_CAP}|{_INITIAL})(?:\s+(?:{_CAP}|{_INITIAL})){{1,2}}),?\s+(?:{'|'.join(N.CREDENTIALS)})\b")
+    SIGNATURE = regex.compile(rf"((?:{_CAP}|{_INITIAL})(?:\s+(?:{_CAP}|{_INITIAL})){{1,2}}),?\s+(?:{'|'.join(N.CREDENTIALS)})\b")
     # "<Name> is a 54 year old ...": the classic opening line of a clinical note
-    AGE_OPENING = re.compile(rf"\b({_CAP}(?:\s+{_SURNAME}){{0,2}})\s+is\s+an?\s+\d{{1,3}}[\s-]*(?:year|yr|y/?o)")
-    PAIR = re.compile(rf"\b({_CAP})\s+((?:{_INITIAL}\s+)?)({_CAP})\b")
-    RELATION = re.compile(rf"\b(?:wife|husband|son|daughter|mother|father|sister|brother|partner|friend|spouse|"
+    AGE_OPENING = regex.compile(rf"\b({_CAP}(?:\s+{_SURNAME}){{0,2}})\s+is\s+an?\s+\d{{1,3}}[\s-]*(?:year|yr|y/?o)")
+    PAIR = regex.compile(rf"\b({_CAP})\s+((?:{_INITIAL}\s+)?)({_CAP})\b")
+    RELATION = regex.compile(rf"\b(?:wife|husband|son|daughter|mother|father|sister|brother|partner|friend|spouse|"
                           rf"caregiver|neighbor|neighbour|aunt|uncle|grandson|granddaughter)\s*,?\s+({_CAP}(?:\s+{_CAP})?)")
 
     EPONYM = re.compile(r"(?:'s?|’s?)?\s+(?:disease|syndrome|sign|palsy|test|scale|criteria|score|manoeuvre|maneuver|"
@@ -221,7 +255,7 @@ class NameRecognizer(RegexRecognizer):
     @staticmethod
     def _trim(text: str, start: int, end: int):
         """Drop trailing/leading non-name words picked up by the capitalised-word patterns."""
-        words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+        words = [(m.start() + start, m.end() + start) for m in regex.finditer(r"\S+", text[start:end])]
         keep = []
         for w in words:  # stop at the first word that cannot be part of a name ("Patient: Ann Lee Abdomen soft")
             if text[w[0]:w[1]].strip(".,") in N.NOT_NAMES:
@@ -247,23 +281,53 @@ class NameRecognizer(RegexRecognizer):
         # eponyms are diseases, not people: "Wilson disease", "Bell's palsy", "Graves' hyperthyroidism"
         found = [f for f in found if not self.EPONYM.match(text, f[1])]
         yield from found
-        tokens = {t for s, e, *_ in found for t in re.findall(_CAP, text[s:e]) if t not in N.NOT_NAMES and len(t) > 1}
+        tokens = {t for s, e, *_ in found for t in regex.findall(_CAP, text[s:e]) if t not in N.NOT_NAMES and len(t) > 1}
         if tokens:
-            rx = re.compile(r"\b(" + "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)) + r")\b")
+            rx = regex.compile(r"(?<![\p{L}\-])(" + "|".join(regex.escape(t) for t in sorted(tokens, key=len, reverse=True))
+                               + r")(?![\p{L}])")
             for m in rx.finditer(text):
-                yield m.start(), m.end(), "NAME", 0.6
+                if not clinical_use(text, m.start(), m.end()):
+                    yield m.start(), m.end(), "NAME", 0.6
+
+
+SCORE_AFTER = regex.compile(r"(?:'s?|’s?)?\s*(?:\(?\d|[IV]{1,4}\b|[+-]\s|score|type\s)")
+
+
+def clinical_use(text: str, start: int, end: int) -> bool:
+    """An eponym used clinically at this place: "Dr. Wells" is a person, "Wells 2", "Wells score",
+    "Graves' disease", "Berg balance" are not. Used to keep propagation of a found name off them."""
+    from medllm.data.deid import lexicon as L
+
+    token = text[start:end]
+    if not L.is_clinical(token):
+        return bool(NameRecognizer.EPONYM.match(text, end))
+    before = text[max(0, start - 6):start]
+    if regex.search(r"(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+(?:\p{Lu}\.\s*)?$", before):
+        return False
+    return bool(SCORE_AFTER.match(text, end) or NameRecognizer.EPONYM.match(text, end))
 
 
 class FacilityRecognizer(RegexRecognizer):
     """Hospitals, clinics, practices, homes and schools named by a run of capitalised words that ends
     in what the place is ("St. Brigid's Hospital", "Bramley Road Health Centre", "Mercy General")."""
 
-    KINDS = (r"Hospital|Clinic|Cl[ií]nica|Medical\s+(?:Center|Centre|Group)|Health\s+(?:Center|Centre)|Infirmary|"
+    KINDS = (r"Hospital|Clinic|Cl[ií]nica|Medical\s+(?:Center|Centre|Group)|Health\s+(?:Center|Centre|System|Services?|"
+             r"Partners|Network|Trust|Unit)|Family\s+Health|Infirmary|Senior\s+Living|Assisted\s+Living|"
+             r"Associates|Care\s+Center|Care\s+Centre|Medical\s+Associates|Treatment\s+Center|Urgent\s+Care|"
              r"Surgery|Practice|Nursing\s+Home|Care\s+Home|Rehabilitation\s+(?:Center|Centre|Hospital)|Hospice|"
              r"Orthopaedics|Orthopedics|Neurodiagnostics|Imaging|Radiology|Dialysis|School|Academy|University|College|"
              r"Manor|Lodge|(?:Assessment\s+)?Service|Regional|General|Memorial|Philharmonic|Bakery|Pharmacy")
-    RX = re.compile(rf"\b((?:(?:St\.|Saint|[A-Z][\w'’\-]+)\s+){{1,4}}(?:{KINDS}))\b"
+    RX = re.compile(rf"\b((?:(?:St\.?|Saint|[A-Z][\w'’\-]+)\s+){{1,4}}(?:{KINDS}))\b"
                     rf"|\b((?:{KINDS})\s+(?:[A-Z][\w'’\-]+\s?){{1,3}})")
+    # "at St Vincent's", "St. Luke's ED": a saint's name is a hospital's name (St John's wort is a herb)
+    SAINT = re.compile(r"\b(?:St\.?|Saint)\s+[A-Z][a-z]+(?:'s|’s)?(?:\s+[A-Z][a-z]+)?")
+    NOT_SAINT = re.compile(r"(?:'s|’s)?\s+(?:wort|dance|fire)\b", re.I)
+    # a place of care named without a kind word: "dialysis unit at DaVita Eastgate", "Location: Harborview ED",
+    # "works as a bus driver for MBTA" (an employer locates a patient as a facility does)
+    CONTEXT = regex.compile(r"(?:\b(?:unit|ward|clinic|centre|center|facility|home|practice|pharmacy|department|lab|"
+                            r"dialysis|rehab|hospice)\s+(?:at|in)|\b(?i:location|site|facility|place\s+of\s+service|"
+                            r"hospital|institution|employer)\s*:|\b(?i:works?)\s+(?:as\s+an?\s+[\w\s]{2,30}?\s+)?(?:for|at))"
+                            r"\s+((?:\p{Lu}[\p{L}'’&\-]*)(?:\s+\p{Lu}[\p{L}'’&\-]*){0,3})")
 
     def __init__(self):
         super().__init__(["FACILITY"], "facilities")
@@ -281,6 +345,15 @@ class FacilityRecognizer(RegexRecognizer):
             if g == 2 and words[1] in N.NOT_NAMES:
                 continue
             yield start, m.end(g), "FACILITY", 0.7
+        for m in self.SAINT.finditer(text):
+            if not self.NOT_SAINT.match(text, m.end()) and not self.NOT_SAINT.match(text, m.end() - 2):
+                yield m.start(), m.end(), "FACILITY", 0.6
+        for m in self.CONTEXT.finditer(text):
+            words = m.group(1).split()
+            while words and (words[-1] in N.NOT_NAMES or (words[-1].isupper() and len(words) > 1)):
+                words.pop()   # "Harborview ED", "Quest Diagnostics Today"
+            if words and words[0] not in N.NOT_NAMES:
+                yield m.start(1), m.start(1) + len(" ".join(words)), "FACILITY", 0.6
 
 
 class RegexPatternRecognizer(PatternRecognizer):

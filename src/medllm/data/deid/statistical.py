@@ -14,7 +14,7 @@ from presidio_analyzer import RecognizerResult
 
 from medllm.data.deid import lexicon as L
 from medllm.data.deid import names as N
-from medllm.data.deid.recognizers import NameRecognizer, RegexRecognizer
+from medllm.data.deid.recognizers import NameRecognizer, RegexRecognizer, clinical_use
 
 TOKEN = r"\p{Lu}[\p{L}'’\-]*\p{L}"
 RUN = regex.compile(rf"(?<![\p{{L}}\-])(?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+(?:(?i:van|der|den|de|la|von|del|di|da|le|bin|al|dos|das|du)[ \t]+)?(?:{TOKEN}|\p{{Lu}}\.))*")
@@ -28,6 +28,22 @@ CLINICAL_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy"
                     "ine", "ide", "ate", "ated", "ing", "tion", "sion", "ment", "ness", "ity", "ous", "ive", "ary",
                     "al", "ic", "ed", "ist", "er", "ia", "ers", "ies", "oid", "gram", "uria", "algia", "pathy", "plegia",
                     "trophy", "cele", "oma", "ase", "sis", "lysis", "phage", "cyte", "cytes", "philia", "penia")
+# Greek/Latin combining forms of medical words ("Electrocardiogram", "Hematologic", "Syringomyelia"): a rare
+# capitalised word built from them is a term, not a foreign name. Census names are never vetoed this way.
+MEDICAL_ROOT = regex.compile(r"(?i)^(?:electro|cardi|ha?em(?:o|at)|gastr|neur|nephr|hepat|pulmon|oste|arthr|dermat|"
+                             r"ophthalm|cyto|myel|chol|pyel|ur(?:o|eth|et)|trans|poly|hydro|chondr|entero|endo|hyper|hypo|"
+                             r"thromb|angi|encephal|immun|patho|pharyng|laryng|rhin|onco|scler|fibr|glyc|lymph|myo|psych|"
+                             r"pneum|spondyl|syring|vesic|cyst|colo|proct|pancrea|thyr|adren|crani|cephal|cortic|vascul|"
+                             r"ventric|atri|o?esophag|broncho|trache|leuk|erythr|prosta|gyn|obstet|ortho|radio|sono|tomo|"
+                             r"cytomegalo|influenz|leishman|trichomon|toxo|strepto|staphylo|mening|amblyo|astigmat|"
+                             r"nebul|prophyla|periton|perica|pleur|derm)")
+MEDICAL_END = ("gram", "graph", "graphic", "logic", "logical", "iasis", "virus", "globin", "rrhea", "rrhoea", "plasia",
+               "scopic", "metry", "genic", "ptysis", "itis", "osis", "lithiasis", "myelia", "trophy", "oid", "otic")
+# head nouns of a clinical phrase: a capitalised run that contains one is a term ("Aplastic Anemia", "Edward Syndrome")
+CLINICAL_HEAD = regex.compile(r"(?i)^(?:syndrome|disease|disorder|an(?:a)?emia|sclerosis|injury|tests?|counts?|procedure|"
+                              r"imaging|flutter|fibrillation|fever|failure|infection|cancer|carcinoma|tumou?rs?|virus|"
+                              r"panel|scan|x-ray|function|hydrocephalus|suppurativa|ulcer|pox|palsy|dystrophy|"
+                              r"deficiency|insufficiency|hypertension|diabetes|arthritis|fracture|block|therapy)[.,;:]?$")
 DOSE_AFTER = regex.compile(r"\s*\(?\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?|ml|mL|IU|mmol|%|/)", regex.I)
 EPONYM_AFTER = NameRecognizer.EPONYM
 RELATIVES = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "mom", "dad", "sister", "brother",
@@ -43,15 +59,18 @@ RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(regex.escape(r) for r in sorted(R
 # "Okafor, Chidi E." / "HALVORSEN, INGRID" at the start of a line (or after Patient:/Re:)
 HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+)(\p{{Lu}}[\p{{L}}'’\-]+),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
 LETTER = regex.compile(rf"(?im)^(?:dear|to|from|re|caller|sent by|referrer|kind regards,?|yours sincerely,?|best,?|thanks,?|"
-                       rf"regards,?|signed|response by|reply from|spoke with|asked to see|handed over by|read by)"
-                       rf"[ \t:,]+(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+{TOKEN})*)")
+                       rf"regards,?|signed|response by|reply from|spoke with|asked to see|handed over by|read by|"
+                       rf"(?:kind |best |warm )?regards,?[ \t]*\n|yours (?:sincerely|faithfully|truly),?[ \t]*\n|"
+                       rf"sincerely,?[ \t]*\n|with thanks,?[ \t]*\n)"
+                       rf"(?:[ \t:,]+|(?<=\n))(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+{TOKEN})*)")
 LOCATIVE = regex.compile(rf"(?i:\b(?:lives\s+(?:in|on|at)|from|in|to|moving\s+from|moved\s+to|flies\s+in\s+from|"
                          rf"visits\s+from|calls?\s+from|at|near|on))\s+((?:{TOKEN})(?:\s+{TOKEN}){{0,2}})")
 # "Ravi Subramaniam, 58M." / "Liam O'Donoghue, 14 months" / "Name (MRN ...": a person is being introduced
 APPOSITION = regex.compile(r",?\s*(?:\d{1,3}\s*(?:[MF]\b|y/?o\b|yo\b|years?\b|yrs?\b|months?\b|weeks?\b|-year)|\d{1,3},|"
                            r"\(?(?:MRN|DOB|d\.o\.b|Acc|Encounter|acct))", regex.I)
 LETTER_WORDS = frozenset("Best Thanks Regards Cheers Sincerely Yours Hi Hello Dear Yes No Okay Also However Otherwise "
-                         "Then Again Today Overnight Findings Impression Plan Assessment".split())
+                         "Then Again Today Overnight Findings Impression Plan Assessment Colleague Colleagues Sir Madam "
+                         "All Team Doctor Everyone".split())
 SENTENCE_START = regex.compile(r"(?:^|[.!?:;\"“(—\-•*]\s*|\n\s*)$")
 
 
@@ -61,13 +80,24 @@ def _clinical_shape(tok: str, strong_only: bool = False) -> bool:
     low = tok.lower().strip(".,;:")
     if L.census()[0].get(tok) is not None or L.census()[1].get(tok) is not None:
         return False
+    if len(low) >= 7 and (MEDICAL_ROOT.match(low) or low.endswith(MEDICAL_END)):
+        return True
     return any(low.endswith(e) for e in (STRONG_ENDINGS if strong_only else CLINICAL_ENDINGS))
+
+
+def _lowercase_elsewhere(text: str, tok: str) -> bool:
+    """The same word written in lower case elsewhere in the document is a common noun ("Kidney
+    function tests (kidney function test)"); names keep their capital."""
+    low = tok.strip(".,;:").lower()
+    return len(low) > 2 and low != tok and bool(regex.search(rf"(?<![\p{{L}}\-]){regex.escape(low)}(?![\p{{L}}])", text))
 
 
 def _odd_case(tok: str) -> bool:
     """HFrEF, SpO2, FiO2, KCl: lab and physiology notation, not names (McAllister, O'Neil are fine)."""
     for part in regex.split(r"[-'’]", tok.strip(".,;:")):
-        body = part[3:] if part.startswith("Mac") else part[2:] if part.startswith("Mc") else part[1:]
+        # MacLennan, McAllister: the capital after Mac/Mc is the name's own initial
+        body = part[4:] if part.startswith("Mac") and len(part) > 4 and part[3].isupper() else \
+            part[3:] if part.startswith("Mc") else part[1:]
         if any(c.isupper() for c in body) and not part.isupper():
             return True
     return False
@@ -86,7 +116,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
     def spans(self, text):
         for m in RUN.finditer(text):
             toks = [t for t in m.group(0).split() if len(t.strip(".")) > 1]
-            if not toks or all(t in N.NOT_NAMES for t in toks):
+            if not toks or all(t in N.NOT_NAMES for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
                 continue
             # trim leading/trailing non-name words ("Discussed Marisol", "Ngozi Follow")
             words = list(regex.finditer(r"\S+", m.group(0)))
@@ -102,7 +132,10 @@ class StatisticalNameRecognizer(RegexRecognizer):
             start, end = m.start() + words[0].start(), m.start() + words[-1].end()
             toks = [w.group(0) for w in words]
             initial = bool(SENTENCE_START.search(text[max(0, start - 3):start])) or start == 0
-            if any(_odd_case(t) for t in toks):
+            if any(_odd_case(t) for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
+                continue
+            first, last = L.census()
+            if all(_lowercase_elsewhere(text, t) and t not in first and t not in last for t in toks):
                 continue
             scores = [0.0 if _clinical_shape(t, strong_only=not initial) else L.name_score(t)
                       for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
@@ -130,14 +163,18 @@ class StatisticalNameRecognizer(RegexRecognizer):
                 toks = m.group(i).split()
                 keep = []
                 first_names = L.census()[0]
-                for t in toks:
-                    if (t in N.NOT_NAMES and t not in first_names) or (keep and L.name_score(t) < 0.2 and
-                                                                       not L.is_clinical(t)):
-                        break
-                    if L.is_clinical(t) and not (keep and keep[0] in first_names):
+                for j, t in enumerate(toks):
+                    nxt = toks[j + 1] if j + 1 < len(toks) else ""
+                    given_first = not keep and nxt and L.name_score(nxt) >= 0.6 and not L.is_clinical(nxt)
+                    if (t in N.NOT_NAMES and t not in first_names and not given_first) or \
+                            (keep and L.name_score(t) < 0.2 and not L.is_clinical(t)):
+                        break   # "son, Will Petrosyan": an everyday word is a given name before a surname
+                    if L.is_clinical(t) and not (keep and (keep[0] in first_names or L.name_score(keep[0]) >= 0.6)):
                         break   # "son Parkinson's"? no; "counselor Sunniva Berg": a surname after a given name
                     keep.append(t)
-                if keep and not EPONYM_AFTER.match(text, s + len(" ".join(keep))):
+                if keep and not EPONYM_AFTER.match(text, s + len(" ".join(keep))) and \
+                        not (L.is_clinical(keep[-1]) and clinical_use(text, s + len(" ".join(keep)) - len(keep[-1]),
+                                                                      s + len(" ".join(keep)))):
                     if L.zipf(keep[0]) < L.COMMON_WORD_ZIPF or L.name_score(keep[0]) > 0 or \
                             keep[0] in first_names or regex.fullmatch(r"\p{Lu}\.", keep[0]):
                         yield s, s + len(" ".join(keep)), "NAME", 0.75
@@ -154,7 +191,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
             toks = m.group(1).split()
             keep = []
             for t in toks:
-                if t in N.NOT_NAMES or L.is_clinical(t):
+                if t in N.NOT_NAMES or L.is_clinical(t) or t in LETTER_WORDS:
                     break
                 keep.append(t)
             if keep and any(L.name_score(t) >= 0.2 or t in L.census()[0] for t in keep):
@@ -168,6 +205,8 @@ class StatisticalNameRecognizer(RegexRecognizer):
                 keep.append(t)
             if any(EPONYM_AFTER.match(" " + t) for t in toks):
                 continue   # "suffering from Sick Sinus Syndrome"
+            if keep and regex.fullmatch(r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days|Weekends?|Mornings?|Evenings?", keep[0]):
+                continue   # "appointments on Thursdays"
             if keep and L.zipf(keep[0]) < 5.0 and not DOSE_AFTER.match(text, m.start(1) + len(" ".join(keep))):
                 yield m.start(1), m.start(1) + len(" ".join(keep)), "LOCATION", 0.5
 
@@ -181,18 +220,55 @@ def propagate_names(text: str, spans: list) -> list[RecognizerResult]:
     tokens = set()
     for s in spans:
         if s.entity == "NAME":
-            for t in regex.findall(r"\p{L}[\p{L}'’\-]*\p{L}", text[s.start:s.end]):
+            found = regex.findall(r"\p{L}[\p{L}'’\-]*\p{L}", text[s.start:s.end])
+            for i, t in enumerate(found):
                 t = t.strip("'’")
-                if len(t) > 1 and t not in N.NOT_NAMES and not L.is_clinical(t.capitalize()) and \
+                # an everyday word kept as a given name before a surname ("Will Petrosyan") still counts
+                if len(t) > 1 and (t not in N.NOT_NAMES or (i == 0 and len(found) > 1 and t[0].isupper())) and \
                         t.lower() not in {"de", "van", "der", "von", "del", "da", "di", "la", "le", "bin", "al", "dos"}:
                     tokens.add(t)
     out = []
     for t in sorted(tokens, key=len, reverse=True):
-        common = L.zipf(t) >= L.COMMON_WORD_ZIPF
+        common = L.zipf(t) >= L.COMMON_WORD_ZIPF or t in N.NOT_NAMES or L.is_clinical(t)
         rx = regex.compile(rf"(?<![\p{{L}}\-]){regex.escape(t)}(?![\p{{L}}])", 0 if common else regex.I)
         for m in rx.finditer(text):
             if common and not m.group(0)[0].isupper():
                 continue
+            if clinical_use(text, m.start(), m.end()):
+                continue   # "Dr. Wells" found; "Wells 2" and "Wells score" stay
             p = PARTICLE_BEFORE.search(text[max(0, m.start() - 5):m.start()])
             out.append(RecognizerResult("NAME", m.start() - (len(p.group(0)) if p else 0), m.end(), 0.6))
+    return out + _surname_after(text, spans + [_Span(r.start, r.end) for r in out])
+
+
+class _Span:
+    def __init__(self, start, end, entity="NAME"):
+        self.start, self.end, self.entity = start, end, entity
+
+
+NEXT_CAP = regex.compile(rf"[ \t]+({TOKEN})(?![\p{{L}}'’\-])")
+
+
+def _surname_after(text: str, spans: list) -> list[RecognizerResult]:
+    """A capitalised surname-like word right after a found given name is the same person's surname
+    ("daughter Hyun-joo" found, later "Hyun-joo Park"): a census surname or a word that is not everyday
+    English, unless it starts a clinical term, a heading word or a facility."""
+    out = []
+    first, last = L.census()
+    for s in spans:
+        if s.entity != "NAME":
+            continue
+        m = NEXT_CAP.match(text, s.end)
+        if not m:
+            continue
+        t = m.group(1)
+        if t in N.NOT_NAMES or t in TITLE_WORDS or _odd_case(t) or t.isupper() or L.is_clinical(t) or \
+                clinical_use(text, m.start(1), m.end(1)) or DOSE_AFTER.match(text, m.end(1)):
+            continue
+        if regex.match(r"\s+(?:Hospital|Clinic|Centre|Center|Medical|Health|Street|St\b|Road|Avenue|Lane|Drive|Network|"
+                       r"Services?|Group|Program|Programme|Unit|Institute|University|Association|Society|Foundation|"
+                       r"Trust|Board|Study|Trial|Registry|Scale|Score|Index)\b", text[m.end(1):]):
+            continue
+        if t in last or L.name_score(t) >= 0.6:
+            out.append(RecognizerResult("NAME", m.start(1), m.end(1), 0.55))
     return out
