@@ -27,10 +27,14 @@ def tiny_recipe(tmp_path: Path, name: str, batch: int) -> Path:
               "data": {"sources": [{"name": "notes", "path": str(notes), "kind": "text"},
                                    {"name": "qa", "path": str(qa), "kind": "sft"}],
                        "clean": {"enabled": False}},
+              # Two things differ between 1 and 2 processes by design, not by a bug, so the recipe
+              # avoids them: accelerate repeats rows to fill a last global batch that is not full
+              # (60-token blocks: the notes make 8 blocks = 2 full batches of 4), and dropout draws
+              # its masks per process (LoRA dropout 0).
               "stages": {"pretrain": {"type": "pretrain", "data": ["notes"], "max_steps": 2, "batch_size": batch,
-                                      "max_seq_len": 64, "lr": 1e-3, "adapter": {"method": "full"}},
+                                      "max_seq_len": 60, "lr": 1e-3, "adapter": {"method": "full"}},
                          "sft": {"type": "sft", "data": ["qa"], "max_steps": 2, "batch_size": batch,
-                                 "max_seq_len": 64, "lr": 1e-3}},
+                                 "max_seq_len": 64, "lr": 1e-3, "adapter": {"method": "lora", "dropout": 0.0}}},
               "eval": {"tasks": [{"task": "demo_mcq", "mode": "loglik", "limit": 4}], "safety_probes": False,
                        "max_new_tokens": 4}}
     path = tmp_path / f"{name}.yaml"
@@ -52,8 +56,6 @@ def _weights(model_dir: str) -> dict:
     return out
 
 
-@pytest.mark.xfail(reason="open (issue 10): under 2 processes rank 1 reads the pretrain stage's merged/ before "
-                          "rank 0 has written it; the stage-done barrier needs to wait for the save", strict=False)
 def test_two_processes_make_the_same_run_folder_as_one(tmp_path):
     env = {**os.environ, "MEDLLM_QUIET": "1", "OMP_NUM_THREADS": "1"}
     one = tiny_recipe(tmp_path, "one", batch=4)

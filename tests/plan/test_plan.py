@@ -56,7 +56,7 @@ def test_checkpointing_and_chunked_head_cut_activation_memory():
     ckpt = memory(L3, method="lora", **{**BF16, "micro_batch": 4, "seq_len": 2048})
     assert ckpt["activations"] < plain["activations"] / 10
     whole = memory(L3, method="lora", **BF16, chunked_head=False)
-    assert whole["logits"] == pytest.approx(1024 * L3.vocab * 10 / GB)
+    assert whole["logits"] == pytest.approx(1024 * L3.vocab * 12 / GB)
 
 
 def test_a_stage_that_does_not_fit_gets_concrete_re_estimated_changes():
@@ -100,9 +100,6 @@ def test_plan_reads_the_recipes_accelerate_config_and_gpus_override():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open (issue 10): after the merge of the lineage/QLoRA loading the measured tiny full-FT "
-                          "peak read 2.07 GB vs 0.68 GB estimated (0.79 GB before the merge); not yet explained",
-                   strict=False)
 def test_estimate_is_within_25_percent_of_a_measured_cpu_peak():
     """A 3-step full-parameter pretrain stage of tiny-llama-4layer, 4 x 256 tokens, in fp32 on CPU,
     measured in its own process (peak RSS minus RSS after a warm-up run)."""

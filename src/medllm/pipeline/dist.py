@@ -31,9 +31,16 @@ class Ranks:
         if self.n > 1:
             from accelerate import PartialState
 
+            from medllm.models.hardware import accelerator
+
             # rank 0 may prepare a large corpus or save an 8B model while the others wait
             hours = float(os.environ.get("MEDLLM_DIST_TIMEOUT_HOURS", "6"))
-            state = PartialState(timeout=timedelta(hours=hours))
+            # without cpu=True accelerate sees no accelerator and falls back to ONE process
+            # (every rank then believes it is the main one and reads files before rank 0 wrote them)
+            state = PartialState(cpu=accelerator() == "cpu", timeout=timedelta(hours=hours))
+            if state.num_processes != self.n:
+                raise RuntimeError(f"WORLD_SIZE={self.n} but accelerate set up {state.num_processes} "
+                                   f"process(es) ({state.distributed_type}); refusing to run unsynchronised")
             self.rank, self.n = state.process_index, state.num_processes
 
     @property

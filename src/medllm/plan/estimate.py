@@ -11,8 +11,11 @@ Byte counts (per parameter unless stated), the usual mixed-precision accounting:
   (q = heads x head_dim, kv = kv_heads x head_dim; flash/SDPA attention, no s^2 scores);
   with gradient checkpointing only each layer's input (h) is kept, plus one layer's worth
   during its recomputation;
-* logits: tokens x vocab x 10 B (bf16 logits + fp32 copy + fp32 gradient); the causal-LM
-  trainer (``train.fast_lm``) chunks the head over 1024 target positions at a time;
+* logits: tokens x vocab x 12 B, the peak of PyTorch's cross-entropy backward: the fp32
+  log-probabilities it keeps, the fp32 gradient of the NLL and the fp32 gradient of the
+  logits (measured on CPU: 11.8 B per logit in fp32 and in bf16 weights alike, for a
+  1024 x 49152 chunk); the causal-LM trainer (``train.fast_lm``) chunks the head over 1024
+  target positions at a time;
 * sharding: ZeRO-1 divides the optimizer by N, ZeRO-2 gradients + optimizer, ZeRO-3 and
   FSDP everything but activations; DDP replicates.
 
@@ -31,6 +34,7 @@ from medllm.plan.shapes import ModelShape, PlanError, read_shape
 GB = 1e9
 NF4_BYTES = 4.127 / 8          # 4-bit NF4 + double-quantized block scales (bitsandbytes)
 HEAD_CHUNK = 1024              # medllm.train.fast_lm.FastCausalLMTrainer.head_chunk
+LOGIT_BYTES = 12               # per logit at the cross-entropy backward peak (see above)
 CUDA_OVERHEAD_GB = 1.5         # CUDA context, cuBLAS workspace, allocator slack (GPU only)
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -128,7 +132,7 @@ def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_
     else:
         acts = tokens * layer * kept
     head_tokens = min(tokens, HEAD_CHUNK) if chunked_head else tokens
-    logits = head_tokens * shape.vocab * 10 if lm_head else 0   # a reward model ends in one score
+    logits = head_tokens * shape.vocab * LOGIT_BYTES if lm_head else 0   # a reward model ends in one score
     out = {"weights": weights / shard_w, "gradients": grads / shard_grad, "optimizer": optim / shard_opt,
            "activations": acts, "logits": logits}
     if accelerator:

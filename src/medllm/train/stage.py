@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StageResult:
-    model_dir: Path
+    model_dir: Path | None      # None on the ranks that saved nothing (all but rank 0)
     adapter_dir: Path | None
     metrics: dict = field(default_factory=dict)
 
@@ -246,13 +246,7 @@ def run_stage(name: str, stage, *, recipe=None, run=None, base_model: Path, data
     module = importlib.import_module(STAGE_MODULES[stage.type])
     metrics = module.train(ctx)
     adapter = metrics.get("adapter_dir")
-    model_dir = Path(metrics["model_dir"]) if metrics.get("model_dir") else _written_model(stage_dir, stage)
+    # only the process that saved knows where the model is; other ranks get None and must use
+    # the folder rank 0 reports (the pipeline broadcasts it), never a guess from the stage type
+    model_dir = Path(metrics["model_dir"]) if metrics.get("model_dir") else None
     return StageResult(model_dir=model_dir, adapter_dir=Path(adapter) if adapter else None, metrics=metrics)
-
-
-def _written_model(stage_dir: Path, stage) -> Path:
-    """Where rank 0 puts the model (other ranks write nothing): the stage folder (lineage)
-    for a LoRA/QLoRA policy stage, ``merged/`` for full fine-tuning and reward models."""
-    if stage.adapter.method == "full" or stage.type == "reward":
-        return stage_dir / "merged"
-    return stage_dir
