@@ -58,10 +58,13 @@ class ChatSession:
             del self.messages[first:first + 2]   # one user turn + its answer
 
     def generation_kwargs(self) -> dict:
+        from medllm.models import stop_token_ids
+
         greedy = self.sampling["temperature"] <= 0
+        # every turn-end id, not only the tokenizer's eos: Llama-3-Instruct ends turns with <|eot_id|>
         kw = dict(max_new_tokens=self.max_new_tokens, do_sample=not greedy,
                   repetition_penalty=self.sampling["repetition_penalty"],
-                  eos_token_id=self.tok.eos_token_id, pad_token_id=self.tok.pad_token_id)
+                  eos_token_id=stop_token_ids(self.model, self.tok), pad_token_id=self.tok.pad_token_id)
         if not greedy:
             kw.update(temperature=self.sampling["temperature"], top_p=self.sampling["top_p"],
                       top_k=self.sampling["top_k"])
@@ -73,7 +76,9 @@ class ChatSession:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         self.messages.append({"role": "user", "content": user_text})
-        input_ids = self._prompt_ids().to(self.model.device)
+        from medllm.models import model_device
+
+        input_ids = self._prompt_ids().to(model_device(self.model))
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
         errors: list[BaseException] = []
         stop = threading.Event()   # set when the reader goes away (Ctrl-C): generation ends too

@@ -101,3 +101,25 @@ def test_generation_error_surfaces_and_keeps_history_clean(tiny_lm, monkeypatch)
 def test_cli_chat_unknown_model_is_a_clear_error():
     result = CliRunner().invoke(app, ["chat", "no-such-model"], input="/exit\n")
     assert result.exit_code == 1 and "unknown model 'no-such-model'" in result.output
+
+
+def test_answer_stops_on_a_turn_end_that_is_not_the_tokenizers_eos(tiny_lm, monkeypatch):
+    """Llama-3-Instruct: the tokenizer's eos is not the turn end; generation_config lists both.
+    Here a token the model emits early is declared a turn end in generation_config only."""
+    import torch
+
+    model, tok = tiny_lm
+    ids = tok.apply_chat_template([{"role": "user", "content": QUESTION}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.no_grad():
+        free = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8,
+                              repetition_penalty=1.2, eos_token_id=tok.eos_token_id,
+                              pad_token_id=tok.pad_token_id)[0, ids.shape[1]:].tolist()
+    assert len(free) == 8 and tok.eos_token_id not in free
+    k = next(i for i in range(2, len(free)) if free[i] not in free[:i])  # first fresh token after two
+    turn_end = free[k]
+    monkeypatch.setattr(model.generation_config, "eos_token_id", [tok.eos_token_id, turn_end])
+    assert tok.eos_token_id != turn_end
+    answer = "".join(ChatSession(model, tok, temperature=0, max_new_tokens=8).stream(QUESTION))
+    assert answer == tok.decode(free[:k + 1], skip_special_tokens=True)  # stopped right at the turn end
+    assert answer != tok.decode(free, skip_special_tokens=True)

@@ -102,3 +102,58 @@ def test_text_rows_one_document_per_row(tiny_tokenizer):
                      tiny_tokenizer, max_len=3)
     assert len(rows) == 2
     assert all(r[-1] == tiny_tokenizer.eos_token_id and len(r) <= 3 for r in rows["input_ids"])
+
+
+@pytest.fixture(scope="module")
+def bos_tokenizer(tiny_model_dir):
+    """The tiny tokenizer made Llama-style: it puts its BOS in front of every text it encodes."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir, add_bos_token=True)
+    assert tok("hi")["input_ids"][0] == tok.bos_token_id
+    return tok
+
+
+DOCS = [{"text": "alpha beta gamma delta epsilon"}, {"text": "zeta eta"}, {"text": "theta iota kappa lambda mu nu"}]
+
+
+def test_pretraining_rows_start_with_bos_where_the_tokenizer_expects_one(bos_tokenizer):
+    from datasets import Dataset
+
+    from medllm.train.tokenize import bos_id, text_rows
+
+    tok, bos = bos_tokenizer, bos_tokenizer.bos_token_id
+    assert bos_id(tok) == bos
+    ds = Dataset.from_list(DOCS)
+    packed = pack_text(ds, tok, block=5)["input_ids"]
+    words = [tok(d["text"], add_special_tokens=False)["input_ids"] for d in DOCS]
+    stream = [t for w in words for t in [bos, *w, tok.eos_token_id]]
+    assert len(packed) >= 3 and all(len(r) == 5 and r[0] == bos for r in packed)
+    # nothing lost or reordered: rows minus the BOS added at a cut are the stream, in order
+    rebuilt = []
+    for r in packed:
+        rebuilt += r if stream[len(rebuilt):len(rebuilt) + 1] == [bos] else r[1:]
+    assert rebuilt == stream[:len(rebuilt)] and len(stream) - len(rebuilt) < 5
+    # a row cut at a document start keeps that document's BOS, no doubled BOS
+    assert not any(r[i] == r[i + 1] == bos for r in packed for i in range(len(r) - 1))
+    rows = text_rows(ds, tok, max_len=4)["input_ids"]
+    assert [r[0] for r in rows] == [bos] * 3 and all(len(r) == 4 and r[-1] == tok.eos_token_id for r in rows)
+    assert rows[0] == [bos, *words[0][:2], tok.eos_token_id]  # truncation keeps BOS and EOS
+    assert text_rows(ds, tok, max_len=16)["input_ids"][1] == [bos, *words[1], tok.eos_token_id]
+
+
+def test_pretraining_adds_no_bos_where_the_tokenizer_has_none(tiny_tokenizer):
+    """SmolLM2's tokenizer declares <|im_start|> as bos_token but never adds it: neither do we."""
+    from datasets import Dataset
+
+    from medllm.train.tokenize import bos_id, text_rows
+
+    tok = tiny_tokenizer
+    assert tok.bos_token_id is not None and bos_id(tok) is None
+    ds = Dataset.from_list(DOCS)
+    words = [tok(d["text"], add_special_tokens=False)["input_ids"] for d in DOCS]
+    stream = [t for w in words for t in [*w, tok.eos_token_id]]
+    packed = pack_text(ds, tok, block=5)["input_ids"]
+    assert [t for r in packed for t in r] == stream[:5 * len(packed)]
+    assert tok.bos_token_id not in stream
+    assert text_rows(ds, tok, max_len=8)["input_ids"][1] == [*words[1], tok.eos_token_id]

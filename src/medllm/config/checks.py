@@ -81,7 +81,27 @@ def _model_problems(raw: dict, check_files: bool) -> list[Problem]:
     tpl = _d(model, "chat_template")
     if check_files and isinstance(tpl, str) and not expand_path(tpl).is_file():
         out.append(Problem("model.chat_template", f"template file not found: {tpl}"))
+    if tpl is None:
+        out += _template_problems(raw, name if isinstance(name, str) else None)
     return out
+
+
+CHAT_STAGES = ("sft", "dpo", "reward", "rejection_sampling")  # stages that render conversations
+
+
+def _template_problems(raw: dict, name: str | None) -> list[Problem]:
+    """A base model without a chat template fails at the first tokenization of a chat stage,
+    possibly after hours of pretraining: say so here."""
+    from medllm.models.registry import DEFAULT_MODEL, has_chat_template
+
+    stages = _d(raw, "stages")
+    chat = [n for n, st in stages.items() if _d(st, "type") in CHAT_STAGES] if isinstance(stages, dict) else []
+    if not chat or has_chat_template(name or DEFAULT_MODEL) is not False:
+        return []
+    return [Problem("model.chat_template",
+                    f"the model {name} has no chat template, but stage(s) {', '.join(chat)} format conversations "
+                    f"with one; set model.chat_template to a Jinja template file (e.g. configs/templates/"
+                    f"llama-2-chat.jinja for a Llama-2 base), or start from a chat/instruct model")]
 
 
 def _builtin_problems(where: str, path: str) -> list[Problem]:

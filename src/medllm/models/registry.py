@@ -5,6 +5,7 @@ Only safetensors and GGUF weights are ever read (never pickle), and
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +151,42 @@ def model_info(spec: str | Path) -> dict:
         man = folder / "medllm_manifest.json"
         if man.is_file():
             info["manifest"] = json.loads(man.read_text())
-        info["has_chat_template"] = (folder / "chat_template.jinja").is_file() or \
-            "chat_template" in (folder / "tokenizer_config.json").read_text() if (folder / "tokenizer_config.json").is_file() else False
+        info["has_chat_template"] = folder_has_chat_template(folder)
     return info
+
+
+# Base checkpoints known to ship without a chat template, for a recipe checked where the
+# folder is not present (``--no-check-files``): Llama-2 base (its chat variant has one).
+TEMPLATELESS_BASES = (re.compile(r"(^|/)llama-2-\d+b(-hf)?/?$", re.IGNORECASE),)
+
+
+def folder_has_chat_template(folder: Path) -> bool | None:
+    """Whether the tokenizer in a local model folder has a chat template (``chat_template.jinja``/
+    ``.json`` or a ``chat_template`` entry in ``tokenizer_config.json``); None when unknown."""
+    import json
+
+    folder = Path(folder)
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    cfg = folder / "tokenizer_config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        return bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, ValueError):
+        return None
+
+
+def has_chat_template(spec: str) -> bool | None:
+    """Whether the model ``spec`` comes with a chat template, read from files only (nothing is
+    loaded): True/False when known, None when it cannot be told (a GGUF file, an unreadable
+    folder, a stage folder)."""
+    s = str(spec)
+    if s in BUILTINS or s in TINY_CONFIGS:
+        return True  # SmolLM2's tokenizer and its ChatML template
+    p = Path(s).expanduser()
+    if p.is_dir() and (p / "config.json").is_file():
+        return folder_has_chat_template(p)
+    if not p.exists() and any(r.search(s) for r in TEMPLATELESS_BASES):
+        return False
+    return None

@@ -1,5 +1,6 @@
 """Stage ``pretrain``: continual pretraining on raw text, packed into fixed blocks of
-``max_seq_len`` tokens with EOS between documents (every position is a target)."""
+``max_seq_len`` tokens with EOS between documents and BOS at the start of each document and
+block where the tokenizer expects one (every position is a target)."""
 from __future__ import annotations
 
 from medllm.train.stage import StageContext

@@ -21,7 +21,7 @@ def load_reward_model(path, *, for_training: bool = False, dtype: str = "auto", 
 
     folder = materialize_merged(model_folder(path))
     dev = pick_device(device) if device is not None else None
-    torch_dtype = pick_dtype(dtype, dev or "cpu", for_training=for_training)
+    torch_dtype = pick_dtype(dtype, dev or pick_device("auto"), for_training=for_training)
     tok = load_tokenizer(folder, chat_template=chat_template, max_seq_len=max_seq_len)
     model = _from_pretrained(folder, torch_dtype, quantize=quantize, device=dev,
                              cls=AutoModelForSequenceClassification, num_labels=1)

@@ -60,8 +60,9 @@ def use_bf16(cfg) -> bool:
 
 def training_args(ctx: StageContext, args_cls=None, *, has_eval: bool, **extra):
     """HF/TRL training arguments from a stage config (``args_cls``: TrainingArguments or a TRL config)."""
-    import torch
     from transformers import TrainingArguments
+
+    from medllm.models.hardware import accelerator
 
     cfg = ctx.cfg
     args_cls = args_cls or TrainingArguments
@@ -81,7 +82,7 @@ def training_args(ctx: StageContext, args_cls=None, *, has_eval: bool, **extra):
         lr_scheduler_type=cfg.lr_scheduler,
         weight_decay=cfg.weight_decay,
         **_precision(ctx),
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=accelerator() != "cuda",  # the one device probe (tests pretend to be on a GPU)
         gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=cfg.log_every,
         save_strategy="steps" if save_every else "no",
@@ -101,7 +102,7 @@ def training_args(ctx: StageContext, args_cls=None, *, has_eval: bool, **extra):
         dataloader_num_workers=0,
         save_safetensors=True,
     )
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and accelerator() != "cuda":
         kw["ddp_backend"] = "gloo"  # CPU processes talk over gloo
     kw.update(extra)
     import inspect

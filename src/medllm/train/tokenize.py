@@ -6,7 +6,8 @@ spans (render the conversation up to the turn with a generation prompt, then up 
 end of the turn) mapped onto the tokenizer's offsets, so it works for any template that
 renders prefixes consistently (ChatML, Llama-3, ...), without needing ``{% generation %}``.
 
-Pretrain: documents are tokenized, joined with EOS and cut into fixed blocks.
+Pretrain: documents are tokenized, joined with EOS and cut into fixed blocks (each starting
+with BOS where the tokenizer puts one in front of every text, as Llama's does).
 """
 from __future__ import annotations
 
@@ -89,39 +90,67 @@ def tokenize_sft(dataset, tok, *, max_len: int, last_turn_only: bool = False, sy
     return kept
 
 
+def bos_id(tok) -> int | None:
+    """The BOS id when the tokenizer puts one in front of every text it encodes (Llama-2/3,
+    Mistral: the model was pretrained with it), else None (SmolLM2, GPT-2, Qwen declare or
+    lack a BOS token but never add it). Asked of the tokenizer's own encoding, not of
+    flags that its post-processor may not follow."""
+    bos = getattr(tok, "bos_token_id", None)
+    if bos is None:
+        return None
+    return bos if tok("a", add_special_tokens=True)["input_ids"][:1] == [bos] else None
+
+
+def _blocks(stream: list[int], block: int, bos: int | None) -> list[list[int]]:
+    """Cut ``stream`` into ``block``-token rows; with a BOS every row starts with it (a row that
+    begins at a document start already has the document's own BOS)."""
+    rows, i = [], 0
+    while True:
+        if bos is None or (i < len(stream) and stream[i] == bos):
+            piece, i = stream[i:i + block], i + block
+        else:
+            piece, i = [bos] + stream[i:i + block - 1], i + block - 1
+        if len(piece) < block:
+            return rows
+        rows.append(piece)
+
+
 def pack_text(dataset, tok, *, block: int, context_len: int | None = None):
-    """Tokenize ``text`` records, put EOS between documents and cut into ``block``-token rows."""
+    """Tokenize ``text`` records, put EOS between documents and cut into ``block``-token rows.
+    Where the tokenizer expects a BOS, each document starts with it and so does each row."""
     from datasets import Dataset
 
     if context_len is not None and block > context_len:
         raise SequenceTooLong(f"max_seq_len {block} is longer than the model context ({context_len} tokens)")
-    eos = tok.eos_token_id
+    eos, bos = tok.eos_token_id, bos_id(tok)
     stream: list[int] = []
     for row in dataset:
         text = row["text"]
         if text and text.strip():
-            stream.extend(tok(text, add_special_tokens=False)["input_ids"])
+            stream.extend(([bos] if bos is not None else []) + tok(text, add_special_tokens=False)["input_ids"])
             stream.append(eos)
-    n = len(stream) // block
-    if n == 0:
+    rows = _blocks(stream, block, bos)
+    if not rows:
         if len(stream) < 2:
             raise EmptyDataset(f"no text to pretrain on ({len(dataset)} records, {len(stream)} tokens)")
-        n, block = 1, len(stream)  # less than one block: train on what there is
-    rows = [stream[i * block:(i + 1) * block] for i in range(n)]
+        rows = [stream]  # less than one block: train on what there is
     return Dataset.from_dict({"input_ids": rows, "labels": rows, "length": [len(r) for r in rows]})
 
 
 def text_rows(dataset, tok, *, max_len: int, context_len: int | None = None):
-    """One row per document (truncated to ``max_len``, EOS appended): pretraining without packing."""
+    """One row per document (truncated to ``max_len``, EOS appended, BOS first where the
+    tokenizer expects one): pretraining without packing."""
     from datasets import Dataset
 
     if context_len is not None and max_len > context_len:
         raise SequenceTooLong(f"max_seq_len {max_len} is longer than the model context ({context_len} tokens)")
+    bos = bos_id(tok)
+    head = [bos] if bos is not None else []
     rows = []
     for row in dataset:
         if row["text"] and row["text"].strip():
-            ids = tok(row["text"], add_special_tokens=False)["input_ids"][: max_len - 1] + [tok.eos_token_id]
-            rows.append(ids)
+            body = tok(row["text"], add_special_tokens=False)["input_ids"][: max_len - 1 - len(head)]
+            rows.append(head + body + [tok.eos_token_id])
     if not rows:
         raise EmptyDataset(f"no text to pretrain on ({len(dataset)} records, all empty)")
     return Dataset.from_dict({"input_ids": rows, "labels": rows, "length": [len(r) for r in rows]})
