@@ -23,7 +23,8 @@ ENTITIES = ("NAME", "LOCATION", "ZIP", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "
 MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
 DATE_PATTERNS = [
-    Pattern("mdy_numeric", r"\b(?:0?[1-9]|1[0-2])[/\-.](?:0?[1-9]|[12]\d|3[01])[/\-.](?:19|20)?\d{2}\b", 0.85),
+    # one separator throughout: "12.5/50" (a dose ratio) is not a date, "12/5/50" is
+    Pattern("mdy_numeric", r"\b(?:0?[1-9]|1[0-2])([/\-.])(?:0?[1-9]|[12]\d|3[01])\1(?:19|20)?\d{2}\b", 0.85),
     Pattern("iso", r"\b(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b", 0.9),
     Pattern("month_day_year", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?,?\s+(?:19|20)\d{{2}}\b", 0.9),
     Pattern("day_month_year", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS},?\s+(?:19|20)\d{{2}}\b", 0.9),
@@ -31,7 +32,7 @@ DATE_PATTERNS = [
     Pattern("month_day", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\b", 0.6),
     Pattern("day_month", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}(?!\w)", 0.6),
     Pattern("dmy_dotted", r"\b(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}\b", 0.85),
-    Pattern("dmy_numeric", r"\b(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)?\d{2}\b", 0.85),
+    Pattern("dmy_numeric", r"\b(?:1[3-9]|2\d|3[01])([/\-])(?:0?[1-9]|1[0-2])\1(?:19|20)?\d{2}\b", 0.85),
     # lab and EHR exports: "03-Feb-2025", "3-FEB-25"
     Pattern("d_mon_y", rf"\b(?:[12]\d|3[01]|0?[1-9])-(?i:{MONTHS})-(?:19|20)?\d{{2}}\b", 0.85),
     # "on 19/05": day-first without a year, only when the day cannot be a month
@@ -360,6 +361,34 @@ class RegexPatternRecognizer(PatternRecognizer):
     pass
 
 
+# a ratio right after a drug or before a unit is a dose: "co-careldopa 12.5/50", "Madopar 6/25", "1/2 tab"
+DOSE_UNIT_AFTER = regex.compile(r"\s*(?:mg|mcg|µg|micrograms?|g|ml|mL|units?|IU|tabs?|tablets?|caps?|capsules?|puffs?|"
+                                r"drops?|%|mmol|mEq)(?![\p{L}])", regex.I)
+DRUG_BEFORE = regex.compile(r"(?:\bco-[a-z]+|\b[\p{L}]*(?:dopa|pril|sartan|olol|statin|azole|mycin|cillin|floxacin|"
+                            r"parin|prazole|dipine|formin|flozin|gliptin|mab|nib|azepam|tidine|vir))\s*$", regex.I)
+
+
+class DateRecognizer(PatternRecognizer):
+    """Date patterns, minus numbers that are doses in context (a drug name before, a unit after)."""
+
+    def __init__(self):
+        super().__init__(supported_entity="DATE", name="dates", patterns=DATE_PATTERNS)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        from medllm.data.deid import lexicon as L
+
+        out = []
+        for r in super().analyze(text, entities, nlp_artifacts, regex_flags) or []:
+            value = text[r.start:r.end]
+            if value[:1].isdigit() and not value.isdigit():
+                before = text[max(0, r.start - 30):r.start]
+                prev = (before.split() or [""])[-1]
+                if DOSE_UNIT_AFTER.match(text, r.end) or DRUG_BEFORE.search(before) or L.is_brand(prev):
+                    continue
+            out.append(r)
+        return out
+
+
 def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
     from presidio_analyzer.predefined_recognizers import IpRecognizer, UsSsnRecognizer
 
@@ -373,7 +402,7 @@ def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
                           patterns=[Pattern("ssn", r"\b\d{3}-\d{2}-\d{4}\b", 0.6)]),
         PatternRecognizer(supported_entity="VEHICLE", name="vin",
                           patterns=[Pattern("vin", r"\b[A-HJ-NPR-Z0-9]{17}\b", 0.5)]),
-        PatternRecognizer(supported_entity="DATE", name="dates", patterns=DATE_PATTERNS),
+        DateRecognizer(),
         LabelledIdRecognizer(), PhoneFaxRecognizer(), AgeOver89Recognizer(), LocationRecognizer(), NameRecognizer(),
         FacilityRecognizer(),
     ]
