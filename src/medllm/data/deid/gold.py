@@ -4,7 +4,7 @@ Two file forms, both giving ``{"id", "genre", "split", "text", "spans": [{start,
 "keep": [{start, end, term}]}`` per note:
 
 * ``.txt`` markup (how the bundled set is written): a ``### id | genre | split`` header starts a note
-  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``/``fresh2`` written later and never tuned on);
+  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``/``fresh2``/``fresh3`` written later and never tuned on);
   ``[[TYPE:text]]`` marks an identifier, ``{{text}}`` a clinical term that must survive; ``#`` lines
   before the first header are comments.
 * ``.jsonl``: one note per line in the form above (``keep`` optional).
@@ -21,7 +21,7 @@ from pathlib import Path
 from medllm.data.deid.recognizers import ENTITIES
 
 MARK = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]|\{\{(.+?)\}\}")
-HEADER = re.compile(r"^###\s*([\w.-]+)\s*\|\s*([^|]+?)\s*\|\s*(dev|heldout|fresh2?)\s*$")
+HEADER = re.compile(r"^###\s*([\w.-]+)\s*\|\s*([^|]+?)\s*\|\s*(dev|heldout|fresh\d*)\s*$")
 GOLD_ENTITIES = (*ENTITIES, "FACILITY")
 
 
@@ -58,7 +58,7 @@ def _load_markup(path: Path, problems: list[str]) -> list[dict]:
                 notes.append(_parse_note(current, "\n".join(body).strip("\n"), f"{path}:{start_line}", problems))
             current, body, start_line = (m.groups() if m else None), [], lineno
         elif line.startswith("###"):
-            problems.append(f"{path}:{lineno}: header must read '### id | genre | dev|heldout|fresh|fresh2'")
+            problems.append(f"{path}:{lineno}: header must read '### id | genre | dev|heldout|freshN'")
         elif current is not None:
             body.append(line)
     return notes

@@ -52,6 +52,92 @@ MacNew Christian Muslim Jewish Catholic Hindu Buddhist Jehovah Jehovah's Witness
 """.split())
 
 
+# Staging systems, scores and classifications named after people or places ("Deauville 2", "Lugano",
+# "Modic type 1", "Bosniak IIF"); common surnames (Weber, Harris, Tanner) are left out on purpose: a
+# name cue still finds them, and clinical_use() keeps "Weber B" style uses off propagation.
+SCORING_NAMES = frozenset("""
+Deauville Lugano Modic Bosniak Hinchey Gustilo Schatzker Fazekas Spetzler Hoehn Yahr Truelove Siewert Borrmann
+Clavien Dindo Sokal Binet Durie Masaoka Ishak Metavir METAVIR Kellgren Outerbridge Pfirrmann Hounsfield Lown
+Forrester DeBakey Wexner Nottingham Elston Balthazar Atlanta Lille Maddrey Barcelona Okuda Oxford
+Bethesda Tokyo Vienna Kyoto Rotterdam Duke's Gartland Neer Frankel Tegner Lysholm Lequesne
+Oswestry Barthel's Karnofsky Lansky ECOG Glasgow's Blatchford's Ranson Banff Leeds
+Seattle Prague Montreal Los Angeles Savary Zargar Rutgeerts Truelove-Witts Harvey-Bradshaw
+Geneva Caprini Wagner's Pedis Lauge-Hansen Weber's Garden's Pauwels Vancouver Paprosky 
+Dorr Kocher Kocher's Kanavel Finkelstein Finkelstein's Allen's Spurling Spurling's Lhermitte Hoffmann Hoffmann's
+Chvostek Trousseau Trousseau's Turner's Rovsing Rovsing's Psoas Obturator Blumberg McBurney McBurney's
+Westermark Kerley Mallampati's Tanner's Quincke Quincke's Mees Muehrcke Terry's
+ Dupuytren's Heberden Heberden's Bouchard Bouchard's Osgood Schlatter Sever Perthes Legg Calvé Scheuermann
+Kienböck Kienbock Preiser Freiberg Köhler Kohler Sinding Hagl Bankart Hill-Sachs Sachs Segond Maisonneuve
+Lisfranc Chopart Jones' Chauffeur Smith-Petersen Kirschner Steinmann
+Ilizarov Thomas' Lugol's Dakin Dakin's Ringer Ringer's Hartmann's Krebs Warburg Gomori Jones's Masson
+""".split())
+
+# Brand names of common medicines (US, UK, EU, AU): capitalised, rare as English words, and so
+# name-like to the frequency lexicon; written here from general pharmacology knowledge.
+BRAND_DRUGS = frozenset("""
+Jardiance Farxiga Forxiga Invokana Steglatro Januvia Janumet Trajenta Tradjenta Galvus Onglyza Trulicity Ozempic
+Rybelsus Wegovy Victoza Saxenda Mounjaro Zepbound Byetta Bydureon Glucophage Amaryl Diamicron Actos Lantus Levemir
+Tresiba Toujeo Basaglar Humalog Novolog Novorapid NovoRapid Fiasp Apidra Humulin Novolin Mixtard Entresto Brilinta
+Brilique Pradaxa Savaysa Lixiana Eliquis Xarelto Coumadin Marevan Warfarin Lovenox Clexane Fragmin Innohep Plavix
+Effient Aspirin Disprin Synthroid Eltroxin Levoxyl Euthyrox Tirosint Norvasc Istin Zestril Prinivil Tritace Altace
+Cozaar Diovan Micardis Atacand Benicar Avapro Toprol Lopressor Betaloc Coreg Cardicor Concor Bisoprolol Tenormin
+Inderal Aldactone Inspra Crestor Zocor Pravachol Lipitor Livalo Zetia Ezetrol Repatha Praluent Leqvio Tricor
+Lasix Bumex Burinex Demadex Microzide Zaroxolyn Metolazone Lanoxin Cordarone Pacerone Multaq Tikosyn Rythmol
+Tambocor Nitrostat GTN Imdur Ranexa Ranolazine Cardizem Tiazac Calan Procardia Adalat Corlanor Procoralan
+Sinemet Madopar Stalevo Rytary Azilect Mirapex Requip Neupro Xadago Keppra Lamictal Depakote Epilim Tegretol
+Trileptal Dilantin Epanutin Neurontin Lyrica Topamax Vimpat Briviact Fycompa Zonegran Zoloft Lustral Prozac
+Lexapro Cipralex Celexa Cipramil Paxil Seroxat Effexor Cymbalta Pristiq Wellbutrin Zyban Remeron Zispin Trintellix
+Seroquel Zyprexa Risperdal Abilify Invega Latuda Clozaril Haldol Ativan Xanax Valium Klonopin Rivotril Ambien
+Stilnoct Zimovane Sonata Lunesta Oxycontin Oxynorm Percocet Vicodin Norco Dilaudid Ultram Zydol Tramacet Suboxone
+Subutex Narcan Nyxoid Oramorph Zomorph Sevredol MST Durogesic Butrans Fentora Protonix Nexium Prilosec Losec Zoton
+Pepcid Zantac Reglan Maxolon Stemetil Buscopan Colace Senokot Miralax Movicol Laxido Dulcolax Lactulose Duphalac
+Fybogel Imodium Lomotil Gaviscon Rennie Tums Mylanta Asacol Pentasa Salofalk Octasa Lialda Mezavant Entocort
+Budenofalk Flagyl Cipro Ciproxin Levaquin Tavanic Avelox Augmentin Keflex Zinnat Zithromax Klaricid Biaxin
+Bactrim Septrin Macrobid Macrodantin Vancocin Zosyn Tazocin Rocephin Meronem Merrem Invanz Zyvox Cubicin Tygacil
+Tamiflu Relenza Valtrex Zovirax Paxlovid Veklury Diflucan Sporanox Vfend Noxafil Cancidas Ambisome Lamisil
+Medrol Decadron Solu-Medrol Solu-Cortef Deltacortril Flovent Flixotide Pulmicort Qvar Clenil Fostair Seretide
+Symbicort Advair Breo Relvar Trelegy Trimbow Anoro Incruse Spiriva Atrovent Combivent DuoNeb Ventolin ProAir
+Proventil Xopenex Bricanyl Singulair Xolair Dupixent Nucala Fasenra Tezspire Enbrel Remicade Inflectra Humira
+Amgevita Stelara Entyvio Otezla Rinvoq Xeljanz Olumiant Cosentyx Taltz Skyrizi Tremfya Kevzara Actemra RoActemra
+Orencia Benlysta Ocrevus Kesimpta Tecfidera Vumerity Gilenya Mavenclad Tysabri Copaxone Avonex Rebif Aubagio
+Keytruda Opdivo Yervoy Tecentriq Imfinzi Bavencio Libtayo Herceptin Perjeta Kadcyla Enhertu Avastin Erbitux
+Vectibix Rituxan MabThera Gazyva Revlimid Pomalyst Thalomid Velcade Kyprolis Darzalex Imbruvica Calquence
+Brukinsa Venclexta Venclyxto Gleevec Glivec Sprycel Tasigna Tagrisso Tarceva Iressa Alecensa Xalkori Lorbrena
+Ibrance Kisqali Verzenio Lynparza Zejula Xtandi Zytiga Erleada Nubeqa Lupron Prostap Zoladex Firmagon Faslodex
+Arimidex Femara Aromasin Nolvadex Xeloda Temodal Temodar Xgeva Prolia Fosamax Actonel Bonviva Boniva Aclasta
+Reclast Evista Forteo Evenity Aricept Namenda Ebixa Exelon Reminyl Razadyne Leqembi Flomax Flomaxtra Proscar
+Avodart Combodart Detrol Detrusitol Vesicare Myrbetriq Betmiga Toviaz Viagra Cialis Levitra Premarin Estrace
+Estrogel Evorel Utrogestan Prometrium Mirena Kyleena Nexplanon Implanon Depo-Provera Sayana Microgynon
+Cerazette Plaquenil Arava Imuran CellCept Myfortic Prograf Advagraf Envarsus Neoral Sandimmune Rapamune Certican
+Zyloprim Zyloric Uloric Adenuric Colcrys Epogen Procrit Aranesp Eprex Mircera Neupogen Neulasta Venofer Ferinject
+Monofer Feraheme Renvela Renagel PhosLo Fosrenol Velphoro Sensipar Mimpara Adcal Calcichew Fultium Ensure
+Calpol Nurofen Panadol Tylenol Advil Motrin Aleve Naprosyn Voltaren Voltarol Celebrex Arcoxia Mobic Indocin
+Zofran Kytril Emend Akynzeo Sandostatin Somatuline Creon Pancrease Kayexalate Lokelma Veltassa Resonium Sando-K
+Slow-K Klor-Con Kay-Cee-L Epipen EpiPen Glucagen Hypostop Glucogel Lucentis Eylea Beovu Vabysmo Xalatan Lumigan
+Travatan Cosopt Azopt Alphagan Timoptic Chantix Champix Nicorette NiQuitin Antabuse Campral Revia Vivitrol Strattera
+Ritalin Concerta Adderall Vyvanse Elvanse Intuniv Medikinet Equasym Spravato Nuplazid Austedo Ingrezza Xenazine
+Botox Dysport Xeomin Aimovig Ajovy Emgality Vyepti Nurtec Ubrelvy Imitrex Imigran Maxalt Zomig Relpax
+Descovy Truvada Biktarvy Genvoya Triumeq Dovato Juluca Odefsey Stribild Atripla Eviplera Symtuza Prezista Isentress
+Tivicay Cabenuva Vocabria Epclusa Harvoni Mavyret Maviret Sovaldi Zepatier Vemlidy Viread Baraclude Hepsera
+""".split())
+
+# National chains, insurers and suppliers: the name alone is in every town and locates nobody; a branch
+# ("DaVita Eastgate", "Walgreens on Delmar Blvd") is caught by the facility and street rules.
+NATIONAL_ORGS = frozenset("""
+Quest LabCorp Labcorp Sonic Synlab Eurofins Lincare Apria Rotech AdaptHealth Inogen ResMed Walgreens CVS
+Boots Lloyds Superdrug Rite Walmart Costco Kroger Safeway Publix Target Amazon Express Scripts Optum OptumRx Caremark
+Aetna Cigna Humana Anthem Elevance Centene UnitedHealthcare UnitedHealth Bupa AXA Allianz Medibank
+HCF Nib Tricare TRICARE BlueCross BlueShield Highmark Ambetter Fresenius DaVita Medtronic Abbott Dexcom
+FreeStyle Libre Omnipod Tandem Stryker Smith+Nephew Hologic Siemens Pfizer Moderna Novartis
+AstraZeneca GSK Sanofi Merck Novo Nordisk Teva Mylan Sandoz Uber Lyft Medicare Medicaid Medi-Cal
+""".split())
+
+
+def is_brand(token: str) -> bool:
+    t = token.strip(".,;:()")
+    return t in BRAND_DRUGS or t.capitalize() in BRAND_DRUGS
+
+
 @lru_cache(maxsize=1)
 def census() -> tuple[dict[str, float], dict[str, float]]:
     """(given name -> % of people, surname -> % of people), keys capitalised."""
@@ -77,9 +163,13 @@ def zipf(word: str) -> float:
     return zipf_frequency(word.lower(), "en")
 
 
+NEVER_NAMES = CLINICAL_CAPITALISED | SCORING_NAMES | BRAND_DRUGS | NATIONAL_ORGS
+
+
 def is_clinical(token: str) -> bool:
+    """A capitalised word that is clinical vocabulary (eponym, score, brand) or a national organisation."""
     t = token.rstrip(".,;:")
-    return t in CLINICAL_CAPITALISED or t.rstrip("'s").rstrip("'") in CLINICAL_CAPITALISED
+    return t in NEVER_NAMES or t.rstrip("'s").rstrip("'") in NEVER_NAMES or t.rstrip("’s") in NEVER_NAMES
 
 
 @lru_cache(maxsize=200_000)

@@ -23,7 +23,8 @@ ENTITIES = ("NAME", "LOCATION", "ZIP", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "
 MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
 DATE_PATTERNS = [
-    Pattern("mdy_numeric", r"\b(?:0?[1-9]|1[0-2])[/\-.](?:0?[1-9]|[12]\d|3[01])[/\-.](?:19|20)?\d{2}\b", 0.85),
+    # one separator throughout: "12.5/50" (a dose ratio) is not a date, "12/5/50" is
+    Pattern("mdy_numeric", r"\b(?:0?[1-9]|1[0-2])([/\-.])(?:0?[1-9]|[12]\d|3[01])\1(?:19|20)?\d{2}\b", 0.85),
     Pattern("iso", r"\b(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b", 0.9),
     Pattern("month_day_year", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?,?\s+(?:19|20)\d{{2}}\b", 0.9),
     Pattern("day_month_year", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS},?\s+(?:19|20)\d{{2}}\b", 0.9),
@@ -31,7 +32,7 @@ DATE_PATTERNS = [
     Pattern("month_day", rf"\b{MONTHS}\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\b", 0.6),
     Pattern("day_month", rf"\b(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTHS}(?!\w)", 0.6),
     Pattern("dmy_dotted", r"\b(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}\b", 0.85),
-    Pattern("dmy_numeric", r"\b(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)?\d{2}\b", 0.85),
+    Pattern("dmy_numeric", r"\b(?:1[3-9]|2\d|3[01])([/\-])(?:0?[1-9]|1[0-2])\1(?:19|20)?\d{2}\b", 0.85),
     # lab and EHR exports: "03-Feb-2025", "3-FEB-25"
     Pattern("d_mon_y", rf"\b(?:[12]\d|3[01]|0?[1-9])-(?i:{MONTHS})-(?:19|20)?\d{{2}}\b", 0.85),
     # "on 19/05": day-first without a year, only when the day cannot be a month
@@ -43,7 +44,8 @@ DATE_PATTERNS = [
 PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}|"
                       r"(?:\+44\s?|0)(?:\d{4}\s?\d{6}|\d{3}\s\d{4}\s\d{4}|\d{2}\s\d{4}\s\d{4}|\d{3}\s\d{3}\s\d{4})|"   # UK: 07700 900461, 020 7946 0321, 0161 496 0732
                       r"\+(?:[2-9]\d{0,2})[\s.-]?(?:\(\d{1,4}\)|\d{1,4})(?:[\s.-]\d{2,5}){2,3}|"   # +27 82 555 0148, +49 30 1234 5678
-                      r"\(0\d{1,4}\)\s?\d{3,4}[\s.-]?\d{3,4})"   # (03) 5221 8840, (020) 7946 0321
+                      r"\(0\d{1,4}\)\s?\d{3,4}[\s.-]?\d{3,4}|"
+                      r"0\d{2,4}(?:[ ]\d{3,4}){2}|0\d(?:[ .]\d{2}){4}|0\d{2,4}[ /-]\d{5,8})"   # (03) 5221 8840, (020) 7946 0321
                       r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)")
 # a number of 8-15 digits after a phone label is a phone whatever its national format
 PHONE_LABELLED = re.compile(r"(?i:\b(?:tel|ph|phone|mob|mobile|cell|telephone|call(?:\s+back)?|reached\s+on|fax|f)\b\.?\s*"
@@ -53,7 +55,8 @@ FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 # or digit groups ("943 476 5919"); leading zeros are part of the value
 ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
 # bare labels ("health plan MBX-7751-2204", "insurance XGH4188"): the value must look like a code
-CODE_VALUE = r"((?=[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{4,24}[A-Z0-9]|\d{6,})"
+CODE_VALUE = (r"((?=[A-Z]{0,3}\d)[A-Z]{0,3}\d{2,6}(?:\s\d{3,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|"
+              r"(?=[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{4,24}[A-Z0-9]|\d{6,})")
 LABELLED_IDS = [
     ("MRN", r"\b(?:MRN|MR\s?#|URN?\s*(?:no\.?|number|#)|unit\s+record(?:\s+(?:number|no\.?|#))?|hosp(?:ital)?\.?\s+(?:no|number|#)\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
     ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|beneficiary|medicaid|medicare|group)"
@@ -67,12 +70,17 @@ LABELLED_IDS = [
     ("ID", r"\b(?:case|accession|specimen|sample|study|trial|requisition|order|patient|employee|badge|passport)"
            r"(?:\s+(?:id|number|no\.?|#))+"),
     ("ID", r"\b(?:acc(?:ession)?\s*#|study|rx\s*#|ref(?:erence)?|nhs\s+number(?:\s+is)?|order\s*#|court\s+order)"),
+    # staff and call-centre numbers: "call handler #4471", "operator ID 20931", "badge no. 5512"
+    ("ID", r"\b(?:call\s+handler|handler|operator|dispatcher|call\s+taker|agent|staff|crew)\s*(?:id|number|no\.?|#)"),
 ]
+# "Patient ID on portal: X", "member number for Medicaid: X": a short phrase between a label and its colon
+LABEL_QUALIFIER = r"(?:\s+(?:on|in|for|at|from|with)\s+(?:the\s+)?[A-Za-z]+(?:\s+[A-Za-z]+)?(?=\s*[:#=]))?"
 
 
 BARE_LABELS = [
     ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|medicaid|medicare|MBI|plan)"),
     ("ACCOUNT", r"\b(?:account|acct\.?)"),
+    ("ID", r"\b(?:acc|accn|accession)\.?"),   # "acc XR-25-0041187", "Acc: PET2500917": the value must be a code
 ]
 
 
@@ -136,8 +144,12 @@ class LabelledIdRecognizer(RegexRecognizer):
 
     def __init__(self):
         super().__init__([e for e, _ in LABELLED_IDS], "labelled_ids")
-        self.patterns = [(e, re.compile(label + r"\s*(?:[:#=]|is|was)?\s*#?\s*" + ID_VALUE, re.I))
+        self.patterns = [(e, re.compile(label + LABEL_QUALIFIER + r"\s*(?:[:#=]|is|was)?\s*#?\s*" + ID_VALUE, re.I))
                          for e, label in LABELLED_IDS]
+        # plates are groups of letters and digits ("KZ 771 ABC 02", "AB12 CDE", "7-ABC-123"), upper case
+        self.patterns.append(("VEHICLE", re.compile(r"\b(?i:licen[cs]e\s+plate|number\s+plate|registration\s+plate|plate|"
+                                                    r"rego|reg(?:istration)?\.?\s*(?:no\.?|number)?)\s*(?:[:#=]|is|was)?\s*"
+                                                    r"((?=[A-Z0-9 \-]*\d)(?=[A-Z0-9 \-]*[A-Z])[A-Z0-9]{1,4}(?:[ \-][A-Z0-9]{1,4}){1,4})\b")))
         self.patterns += [(e, re.compile(label + r"\s*[:#=]?\s*" + CODE_VALUE, re.I)) for e, label in BARE_LABELS]
 
     def spans(self, text):
@@ -148,7 +160,8 @@ class LabelledIdRecognizer(RegexRecognizer):
                     continue  # an ordinary word after the label, not a code
                 if not any(ch.isdigit() for ch in value):
                     continue
-                if " " in value and sum(ch.isdigit() for ch in value) < 8 and not re.match(r"[A-Z]{2}\s", value):
+                if " " in value and sum(ch.isdigit() for ch in value) < 8 and not re.match(r"[A-Z]{2}\s", value) \
+                        and entity != "VEHICLE":
                     value = value.split()[0]   # "MRN 4401 on ward 5": digit groups are one code only when long
                     if len(value) < 4:
                         continue
@@ -163,8 +176,11 @@ class PhoneFaxRecognizer(RegexRecognizer):
         for rx, g in ((PHONE_RE, 0), (PHONE_LABELLED, 1)):
             for m in rx.finditer(text):
                 value = m.group(g).rstrip(" .-")
-                if g and not 8 <= sum(ch.isdigit() for ch in value) <= 15:
+                digits = sum(ch.isdigit() for ch in value)
+                if g and not 8 <= digits <= 15:
                     continue
+                if not g and value.startswith("0") and not 9 <= digits <= 11:
+                    continue   # a trunk-0 national number has 9-11 digits (UK, AU, FR, DE...)
                 before = text[max(0, m.start(g) - 25):m.start(g)]
                 entity = "FAX" if FAX_CUE.search(before.split("\n")[-1]) else "PHONE"
                 yield m.start(g), m.start(g) + len(value), entity, 0.85
@@ -192,14 +208,38 @@ class AgeOver89Recognizer(RegexRecognizer):
 
 
 class LocationRecognizer(RegexRecognizer):
-    STREET = re.compile(r"\b\d{1,6}[A-Z]?\s+(?:[A-Z][a-z]+\.?\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|"
-                        r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Highway|Hwy|Parkway|Pkwy|Close|Crescent|Row|"
-                        r"Gardens|Mews|Square|Sq)\b\.?"
-                        r"(?:,?\s+(?:Apt|Unit|Suite|#)\.?\s*\w+)?")
+    # an optional unit before ("Apt 12C, 3400 Ocean Drive", "Flat 2, 14 Mill Lane", "3/220 Kensington Parade")
+    # or after ("12 Elm St, Suite 400"); no time ("07:42 Hi Dr") and no "Dr <Name>"
+    UNIT = r"(?:Apt|Apartment|Unit|Suite|Ste|Flat|Room|Rm|Lot|#)\.?\s*#?\s*[A-Z0-9]{1,5}\b"
+    STREET = re.compile(rf"(?:\b{UNIT},?\s+)?(?<![:\d])(?:\b\d{{1,4}}[A-Z]?/)?\b\d{{1,6}}[A-Z]?\s+(?:[A-Z][a-z]+\.?\s+){{1,3}}"
+                        r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr(?!\.?\s+[A-Z])|Court|Ct|Way|"
+                        r"Place|Pl|Terrace|Tce|Circle|Highway|Hwy|Parkway|Pkwy|Close|Crescent|Cres|Row|Gardens|Mews|"
+                        r"Square|Sq|Parade|Pde|Esplanade|Grove|Walk|Rise|Quay|Wharf|Promenade|Alley|Plaza|Trail|Loop|"
+                        r"Pike|Turnpike|Broadway)\b\.?"
+                        rf"(?:,?\s+{UNIT})?")
+    # continental forms: "Hauptstraße 12", "Keizersgracht 401", "Calle Mayor 5, 3º", "Rua Augusta 100", "ul. Długa 7"
+    STREET_EU = regex.compile(r"\b(?:\p{Lu}\p{Ll}+(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gracht|gade|vej|"
+                              r"gatan|vägen|veien|katu|tie|utca)|(?:Calle|Avenida|Av\.|Rua|Via|Viale|Piazza|Rue|Chemin|Paseo|"
+                              r"Carrer|Ulica|ul\.|Praça|Plaza)\s+(?:(?:de|del|da|do|dos|des|du|la|le|di|della)\s+)*"
+                              r"\p{Lu}[\p{L}\-]+(?:\s+\p{Lu}[\p{L}\-]+)?),?\s+\d{1,4}[a-zA-Z]?\b")
     STREET_NAMED = re.compile(r"\b(?:[A-Z][a-z]+\s+){1,2}(?:Street|Avenue|Ave|Road|Boulevard|Blvd|Lane|Close|Crescent|"
                               r"Drive|Terrace|Parkway|High\s+Road|High\s+Street)\b\.?")
-    CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),\s+([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
-    ZIP = re.compile(r"\b(?:ZIP|zip\s*code|postal\s*code)\s*:?\s*(\d{5}(?:-\d{4})?)\b", re.I)
+    # city, state or province code, postcode: US "Miami Beach, FL 33139", AU "Geelong VIC 3220",
+    # CA "Halifax, NS B3H 2Y9"; the code must be a real state/province code
+    REGIONS = frozenset("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM "
+                        "NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI NSW VIC QLD SA WA TAS NT ACT "
+                        "ON QC NS NB MB BC PE SK AB NL YT NU".split())
+    CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][a-z]+\s){0,2}[A-Z][a-z]+),?\s+([A-Z]{2,3}),?\s+"
+                                r"(\d{5}(?:-\d{4})?|\d{4}|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b")
+    ZIP = re.compile(r"\b(?:ZIP|zip\s*code|postal\s*code|post\s*code|postcode|PLZ|CAP|CEP)\s*:?\s*"
+                     r"(\d{5}(?:-\d{4})?|\d{4}(?:\s?[A-Z]{2})?|\d{3}-\d{4}|\d{5}-\d{3}|"
+                     r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b", re.I)
+    # UK postcodes have a shape no clinical string has ("SW1A 1AA", "M13 9PL", "EH16 4SA")
+    UK_POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?\s\d[ABD-HJLNP-UW-Z]{2})\b")
+    # a postcode before the city, after a street: "Keizersgracht 401, 1016 EK Amsterdam", "Hauptstraße 12, 10115 Berlin"
+    POST_CITY = regex.compile(r",?[ \t]{1,3}(\d{4}\s?[A-Z]{2}|\d{5}|\d{4}|\d{2}-\d{3})[ \t]+(\p{Lu}[\p{L}\-]+(?:[ \t]\p{Lu}[\p{L}\-]+)?)")
+    # a town right after an address or a named facility: "220 Kensington Parade, Geelong", "X Associates, Milwaukee, on"
+    TOWN_AFTER = regex.compile(r",[ \t]+(\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)(?=[ \t]*(?:[,.;\n)]|$|[ \t]+(?:on|at|in|for)\b))")
     LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|city|town|county|hometown|born\s+in|moved\s+to)"
                                 r"\s*:?\s+((?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|County))?)")
 
@@ -207,13 +247,37 @@ class LocationRecognizer(RegexRecognizer):
         super().__init__(["LOCATION", "ZIP"], "location")
 
     def spans(self, text):
-        for m in self.STREET.finditer(text):
-            yield m.start(), m.end(), "LOCATION", 0.8
+        ends = []
+        for rx in (self.STREET, self.STREET_EU):
+            for m in rx.finditer(text):
+                ends.append(m.end())
+                yield m.start(), m.end(), "LOCATION", 0.8
+        for end in ends:   # only right after a street: "3, 2025 Dear Dr" is a date and a greeting
+            m = self.POST_CITY.match(text, end)
+            if m and m.group(2).split()[0] not in N.NOT_NAMES:
+                yield m.start(1), m.end(1), "ZIP", 0.7
+                yield m.start(2), m.end(2), "LOCATION", 0.7
+        from medllm.data.deid.recognizers import FacilityRecognizer
+
+        ends += [m.end() for m in FacilityRecognizer.RX.finditer(text)]
+        for end in ends:
+            t = self.TOWN_AFTER.match(text, end)
+            if t and not any(w in N.NOT_NAMES or w.upper() in self.REGIONS for w in t.group(1).split()):
+                from medllm.data.deid import lexicon as L
+
+                if not any(L.is_clinical(w) for w in t.group(1).split()):
+                    yield t.start(1), t.end(1), "LOCATION", 0.6
+        for m in self.UK_POSTCODE.finditer(text):
+            yield m.start(1), m.end(1), "ZIP", 0.8
         for m in self.STREET_NAMED.finditer(text):
             if m.group(0).split()[0] not in N.NOT_NAMES:
                 yield m.start(), m.end(), "LOCATION", 0.7
         for m in self.CITY_STATE_ZIP.finditer(text):
-            yield m.start(1), m.end(1), "LOCATION", 0.8
+            if m.group(2) not in self.REGIONS or (len(m.group(3)) == 4 and m.group(2) not in
+                                                  ("NSW", "VIC", "QLD", "SA", "WA", "TAS", "NT", "ACT")):
+                continue
+            if m.group(1).split()[0] not in N.NOT_NAMES:
+                yield m.start(1), m.end(1), "LOCATION", 0.8
             yield m.start(3), m.end(3), "ZIP", 0.9
         for m in self.ZIP.finditer(text):
             yield m.start(1), m.end(1), "ZIP", 0.9
@@ -311,14 +375,14 @@ class FacilityRecognizer(RegexRecognizer):
     """Hospitals, clinics, practices, homes and schools named by a run of capitalised words that ends
     in what the place is ("St. Brigid's Hospital", "Bramley Road Health Centre", "Mercy General")."""
 
-    KINDS = (r"Hospital|Clinic|Cl[ií]nica|Medical\s+(?:Center|Centre|Group)|Health\s+(?:Center|Centre|System|Services?|"
-             r"Partners|Network|Trust|Unit)|Family\s+Health|Infirmary|Senior\s+Living|Assisted\s+Living|"
-             r"Associates|Care\s+Center|Care\s+Centre|Medical\s+Associates|Treatment\s+Center|Urgent\s+Care|"
-             r"Surgery|Practice|Nursing\s+Home|Care\s+Home|Rehabilitation\s+(?:Center|Centre|Hospital)|Hospice|"
+    KINDS = (r"Hospital|Clinic|Cl[ií]nica|Medical[ \t]+(?:Center|Centre|Group)|Health[ \t]+(?:Center|Centre|System|Services?|"
+             r"Partners|Network|Trust|Unit)|Family[ \t]+Health|Infirmary|Senior[ \t]+Living|Assisted[ \t]+Living|"
+             r"Associates|Care[ \t]+Center|Care[ \t]+Centre|Medical[ \t]+Associates|Treatment[ \t]+Center|Urgent[ \t]+Care|"
+             r"Surgery|Practice|Nursing[ \t]+Home|Care[ \t]+Home|Rehabilitation[ \t]+(?:Center|Centre|Hospital)|Hospice|"
              r"Orthopaedics|Orthopedics|Neurodiagnostics|Imaging|Radiology|Dialysis|School|Academy|University|College|"
-             r"Manor|Lodge|(?:Assessment\s+)?Service|Regional|General|Memorial|Philharmonic|Bakery|Pharmacy")
+             r"Manor|Lodge|(?:Assessment[ \t]+)?Service|Regional|General|Memorial|Philharmonic|Bakery|Pharmacy")
     RX = re.compile(rf"\b((?:(?:St\.?|Saint|[A-Z][\w'’\-]+)\s+){{1,4}}(?:{KINDS}))\b"
-                    rf"|\b((?:{KINDS})\s+(?:[A-Z][\w'’\-]+\s?){{1,3}})")
+                    rf"|\b((?:{KINDS})[ \t]+(?:[A-Z][\w'’\-]+[ \t]?){{1,3}})")
     # "at St Vincent's", "St. Luke's ED": a saint's name is a hospital's name (St John's wort is a herb)
     SAINT = re.compile(r"\b(?:St\.?|Saint)\s+[A-Z][a-z]+(?:'s|’s)?(?:\s+[A-Z][a-z]+)?")
     NOT_SAINT = re.compile(r"(?:'s|’s)?\s+(?:wort|dance|fire)\b", re.I)
@@ -342,7 +406,8 @@ class FacilityRecognizer(RegexRecognizer):
             if g == 1 and i >= len(words) - 1:
                 continue
             start = m.start(g) + len(" ".join(words[:i])) + (1 if i else 0)
-            if g == 2 and words[1] in N.NOT_NAMES:
+            if g == 2 and (words[1] in N.NOT_NAMES or words[1] in ("Medicine", "Surgery", "Practice", "Paediatrics",
+                                                                 "Pediatrics", "Psychiatry", "Ward", "Team")):
                 continue
             yield start, m.end(g), "FACILITY", 0.7
         for m in self.SAINT.finditer(text):
@@ -352,12 +417,44 @@ class FacilityRecognizer(RegexRecognizer):
             words = m.group(1).split()
             while words and (words[-1] in N.NOT_NAMES or (words[-1].isupper() and len(words) > 1)):
                 words.pop()   # "Harborview ED", "Quest Diagnostics Today"
+            from medllm.data.deid import lexicon as L
+
+            if len(words) == 1 and words[0] in L.NATIONAL_ORGS:
+                continue   # "pharmacist at Walgreens": a chain's name alone locates nobody
             if words and words[0] not in N.NOT_NAMES:
                 yield m.start(1), m.start(1) + len(" ".join(words)), "FACILITY", 0.6
 
 
 class RegexPatternRecognizer(PatternRecognizer):
     pass
+
+
+# a ratio right after a drug or before a unit is a dose: "co-careldopa 12.5/50", "Madopar 6/25", "1/2 tab"
+DOSE_UNIT_AFTER = regex.compile(r"\s*(?:mg|mcg|µg|micrograms?|g|ml|mL|units?|IU|tabs?|tablets?|caps?|capsules?|puffs?|"
+                                r"drops?|%|mmol|mEq)(?![\p{L}])", regex.I)
+DRUG_BEFORE = regex.compile(r"(?:\bco-[a-z]+|\b[\p{L}]*(?:dopa|pril|sartan|olol|statin|azole|mycin|cillin|floxacin|"
+                            r"parin|prazole|dipine|formin|flozin|gliptin|mab|nib|azepam|tidine|vir))\s*$", regex.I)
+
+
+class DateRecognizer(PatternRecognizer):
+    """Date patterns, minus numbers that are doses in context (a drug name before, a unit after)."""
+
+    def __init__(self):
+        super().__init__(supported_entity="DATE", name="dates", patterns=DATE_PATTERNS)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        from medllm.data.deid import lexicon as L
+
+        out = []
+        for r in super().analyze(text, entities, nlp_artifacts, regex_flags) or []:
+            value = text[r.start:r.end]
+            if value[:1].isdigit() and not value.isdigit():
+                before = text[max(0, r.start - 30):r.start]
+                prev = (before.split() or [""])[-1]
+                if DOSE_UNIT_AFTER.match(text, r.end) or DRUG_BEFORE.search(before) or L.is_brand(prev):
+                    continue
+            out.append(r)
+        return out
 
 
 def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
@@ -373,7 +470,7 @@ def build_recognizers(ner_model: str | None = None) -> list[EntityRecognizer]:
                           patterns=[Pattern("ssn", r"\b\d{3}-\d{2}-\d{4}\b", 0.6)]),
         PatternRecognizer(supported_entity="VEHICLE", name="vin",
                           patterns=[Pattern("vin", r"\b[A-HJ-NPR-Z0-9]{17}\b", 0.5)]),
-        PatternRecognizer(supported_entity="DATE", name="dates", patterns=DATE_PATTERNS),
+        DateRecognizer(),
         LabelledIdRecognizer(), PhoneFaxRecognizer(), AgeOver89Recognizer(), LocationRecognizer(), NameRecognizer(),
         FacilityRecognizer(),
     ]

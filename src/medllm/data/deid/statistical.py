@@ -57,7 +57,13 @@ RELATIVES = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "m
 RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(regex.escape(r) for r in sorted(RELATIVES, key=len, reverse=True))}))"
                          rf"\b\s*[,:(]?\s*(?:is\s+|was\s+)?(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+(?:{TOKEN}))?)")
 # "Okafor, Chidi E." / "HALVORSEN, INGRID" at the start of a line (or after Patient:/Re:)
-HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+)(\p{{Lu}}[\p{{L}}'’\-]+),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
+HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+|(?i:note|summary|record)[ \t]+)(\p{{Lu}}[\p{{L}}'’\-]+(?:[ \t]\p{{Lu}}[\p{{L}}'’\-]+)?),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
+# compound given names after a surname-first header: "Jiménez Ortega, María José", "NGUYEN, Thi Mai"
+HEADER_GIVEN_MORE = regex.compile(rf"[ \t]+(\p{{Lu}}[\p{{L}}'’\-]+)(?=[ \t]*(?:$|[,;(—–\-]|\d|\p{{Lu}}\.))", regex.M)
+# "F. Abubakar (FY2)", "— J. Okonkwo, registrar": an initial before a surname that is signed or given a role
+INITIAL_SURNAME = regex.compile(rf"(?<![\p{{L}}.])(\p{{Lu}}\.[ \t]?(?:\p{{Lu}}\.[ \t]?)?{TOKEN})(?=[ \t]*(?:\((?:FY\d|ST\d|CT\d|PGY-?\d|"
+                            rf"SHO|SpR|RN|RMN|HCA|MD|NP|PA|registrar|resident|intern|consultant|fellow)\b|,[ \t]*(?:registrar|resident|"
+                            rf"intern|consultant|fellow|nurse|RN|MD|NP|PA|FY\d)\b))")
 LETTER = regex.compile(rf"(?im)^(?:dear|to|from|re|caller|sent by|referrer|kind regards,?|yours sincerely,?|best,?|thanks,?|"
                        rf"regards,?|signed|response by|reply from|spoke with|asked to see|handed over by|read by|"
                        rf"(?:kind |best |warm )?regards,?[ \t]*\n|yours (?:sincerely|faithfully|truly),?[ \t]*\n|"
@@ -179,7 +185,10 @@ class StatisticalNameRecognizer(RegexRecognizer):
                             keep[0] in first_names or regex.fullmatch(r"\p{Lu}\.", keep[0]):
                         yield s, s + len(" ".join(keep)), "NAME", 0.75
         for m in HEADER.finditer(text):
-            a, b = m.group(1), m.group(2)
+            a, b = m.group(1).split()[-1], m.group(2)   # "Jiménez Ortega, María": judge the token before the comma
+            if " " in m.group(1) and (m.group(1).split()[0] in N.NOT_NAMES or L.is_clinical(m.group(1).split()[0]) or
+                                      L.zipf(m.group(1).split()[0]) >= L.COMMON_WORD_ZIPF):
+                continue
             common = [not t.isupper() and L.zipf(t) >= L.COMMON_WORD_ZIPF for t in (a, b)]
             if a.capitalize() in LETTER_WORDS or any(common) and L.name_score(b if common[0] else a) < 0.6:
                 continue
@@ -187,6 +196,14 @@ class StatisticalNameRecognizer(RegexRecognizer):
                     (L.name_score(a.capitalize()) >= 0.2 or L.name_score(b.capitalize()) >= 0.2):
                 yield m.start(1), m.end(1), "NAME", 0.8
                 yield m.start(2), m.end(2), "NAME", 0.8
+                more = HEADER_GIVEN_MORE.match(text, m.end(2))
+                if more and more.group(1) not in N.NOT_NAMES and not more.group(1).isupper() and not L.is_clinical(more.group(1)) and \
+                        L.zipf(more.group(1)) < L.COMMON_WORD_ZIPF:
+                    yield more.start(1), more.end(1), "NAME", 0.7
+        for m in INITIAL_SURNAME.finditer(text):
+            last_tok = m.group(1).split(".")[-1].strip()
+            if last_tok not in N.NOT_NAMES and not L.is_clinical(last_tok) and L.name_score(last_tok) >= 0.2:
+                yield m.start(1), m.end(1), "NAME", 0.7
         for m in LETTER.finditer(text):
             toks = m.group(1).split()
             keep = []
