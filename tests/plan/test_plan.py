@@ -89,6 +89,21 @@ def test_plan_prints_every_stage_of_every_seed_recipe(recipe):
     assert all(s["total_gb"] > 0 and s["tokens_per_s"] > 0 for s in plan["stages"])
 
 
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_seed_recipe_validates_without_its_files(recipe):
+    res = CliRunner().invoke(app, ["validate", str(ROOT / "configs" / recipe), "--no-check-files"])
+    assert res.exit_code == 0 and "OK" in res.output, res.output
+
+
+def test_me_llama_stages_fit_the_gpus_its_accelerate_config_names():
+    # the recipe follows the plan's advice (SFT checkpointed); without it SFT needs ~219 GB
+    plan = json.loads(CliRunner().invoke(app, ["plan", str(ROOT / "configs" / "me-llama.yaml"), "--json"]).output)
+    assert [(s["stage"], s["fits"]) for s in plan["stages"]] == [("pretrain", True), ("sft", True)], plan["stages"]
+    off = json.loads(CliRunner().invoke(app, ["plan", str(ROOT / "configs" / "me-llama.yaml"), "--json",
+                                              "stages.sft.gradient_checkpointing=false"]).output)
+    assert not off["stages"][1]["fits"]
+
+
 def test_plan_reads_the_recipes_accelerate_config_and_gpus_override():
     res = CliRunner().invoke(app, ["plan", str(ROOT / "configs" / "me-llama.yaml"), "--json"])
     plan = json.loads(res.output)
