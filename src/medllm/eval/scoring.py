@@ -61,7 +61,7 @@ def score_generated(spec: TaskSpec, ex: dict, output: str, labels, judge=None, j
         from medllm.eval.factmatch import matches
 
         key = {"answers": ex["answers"], "need_all": bool(ex.get("need_all"))}
-        rec.update(gold=ex.get("fact") or "; ".join(ex["answers"]), pred=output,
+        rec.update(question=ex["question"], gold=ex.get("fact") or "; ".join(ex["answers"]), pred=output,
                    scores={"acc": float(matches(output, key))})
     elif t == "diagnosis":
         ranked = extract.extract_ranked_list(output, 5)
