@@ -9,6 +9,8 @@ from medllm.data.builtin import BUILTIN_SETS, builtin_records, load_builtin
 from medllm.data.builtin.kb import ATTRIBUTES, load_kb
 from medllm.data.formats import sample_text
 
+TRAINING_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/preference")
+
 
 def test_kb_has_150_referenced_entries():
     kb = load_kb()
@@ -41,7 +43,7 @@ def test_kinds_and_schema():
 
 
 def test_samples_are_short(tiny_tokenizer):
-    for name in ("demo/pretrain", "demo/sft", "demo/preference"):
+    for name in TRAINING_SETS:
         lengths = [len(tiny_tokenizer(sample_text(r))["input_ids"]) for r in builtin_records(name)]
         assert max(lengths) < 200, name
 
@@ -66,7 +68,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_mcq_questions_never_appear_in_training_sets():
-    training = " ".join(" ".join(_words(sample_text(r))) for n in ("demo/pretrain", "demo/sft", "demo/preference")
+    training = " ".join(" ".join(_words(sample_text(r))) for n in TRAINING_SETS
                         for seed in (0, 1) for r in builtin_records(n, seed=seed))
     training = f" {training} "
     for it in builtin_records("demo/mcq"):
@@ -82,7 +84,7 @@ def test_free_questions_never_appear_in_training_sets():
     the training data, and no question template shares a 5-word span with a training or MCQ template."""
     from medllm.data.builtin import free, mcq, templates
 
-    training = " ".join(" ".join(_words(sample_text(r))) for n in ("demo/pretrain", "demo/sft", "demo/preference")
+    training = " ".join(" ".join(_words(sample_text(r))) for n in TRAINING_SETS
                         for seed in (0, 1) for r in builtin_records(n, seed=seed))
     training = f" {training} "
     items = builtin_records("demo/free")
@@ -116,6 +118,18 @@ def test_free_items_state_their_fact():
         other = next(o for o in items[i + 1:] + items[:i] if o["topic"] == it["topic"] and o["fact"] != it["fact"])
         wrong_hits += matches(f"It is {other['fact']}.", key)
     assert wrong_hits <= 0.05 * len(items)
+
+
+def test_short_answer_sft_states_one_fact_in_every_training_wording():
+    from medllm.data.builtin.kb import facts
+
+    recs = builtin_records("demo/sft_facts")
+    answers = [r["messages"][-1]["content"] for r in recs]
+    assert len(recs) == 3 * len(facts())                   # 3 question wordings per fact
+    assert all(a.endswith(".") and len(a.split()) < 40 for a in answers)
+    red_flags = [f for f in facts() if f.attribute == "red_flag"]
+    advised = [a for a in answers if a.endswith("This is an emergency: seek medical care immediately.")]
+    assert len(advised) == 3 * len(red_flags)              # safety advice kept with every red flag
 
 
 def test_preference_pairs_differ_and_include_safety():
