@@ -9,6 +9,8 @@ from medllm.data.builtin import BUILTIN_SETS, builtin_records, load_builtin
 from medllm.data.builtin.kb import ATTRIBUTES, load_kb
 from medllm.data.formats import sample_text
 
+TRAINING_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/preference")
+
 
 def test_kb_has_150_referenced_entries():
     kb = load_kb()
@@ -25,7 +27,10 @@ def test_kb_has_150_referenced_entries():
 def test_generators_are_deterministic_per_seed(name):
     a, b, c = builtin_records(name, seed=3), builtin_records(name, seed=3), builtin_records(name, seed=4)
     assert a == b and len(a) > 0
-    assert a != c
+    if name == "demo/free":   # held-out items are fixed so scores stay comparable across runs
+        assert a == c
+    else:
+        assert a != c
 
 
 def test_kinds_and_schema():
@@ -38,7 +43,7 @@ def test_kinds_and_schema():
 
 
 def test_samples_are_short(tiny_tokenizer):
-    for name in ("demo/pretrain", "demo/sft", "demo/preference"):
+    for name in TRAINING_SETS:
         lengths = [len(tiny_tokenizer(sample_text(r))["input_ids"]) for r in builtin_records(name)]
         assert max(lengths) < 200, name
 
@@ -63,7 +68,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_mcq_questions_never_appear_in_training_sets():
-    training = " ".join(" ".join(_words(sample_text(r))) for n in ("demo/pretrain", "demo/sft", "demo/preference")
+    training = " ".join(" ".join(_words(sample_text(r))) for n in TRAINING_SETS
                         for seed in (0, 1) for r in builtin_records(n, seed=seed))
     training = f" {training} "
     for it in builtin_records("demo/mcq"):
@@ -72,6 +77,59 @@ def test_mcq_questions_never_appear_in_training_sets():
         for i in range(len(q) - 7):
             span = " ".join(q[i:i + 8])
             assert f" {span} " not in training, (it["question"], span)
+
+
+def test_free_questions_never_appear_in_training_sets():
+    """The free-answer wordings are new: no 8-word span (entity names included) of a question is in
+    the training data, and no question template shares a 5-word span with a training or MCQ template."""
+    from medllm.data.builtin import free, mcq, templates
+
+    training = " ".join(" ".join(_words(sample_text(r))) for n in TRAINING_SETS
+                        for seed in (0, 1) for r in builtin_records(n, seed=seed))
+    training = f" {training} "
+    items = builtin_records("demo/free")
+    assert 140 <= len(items) <= 160 and len({i["id"] for i in items}) == len(items)
+    for it in items:
+        q = _words(it["question"])
+        assert f" {' '.join(q)} " not in training, it["question"]
+        for i in range(len(q) - 7):
+            span = " ".join(q[i:i + 8])
+            assert f" {span} " not in training, (it["question"], span)
+    seen = [t for group in (templates.QUESTION, templates.FACT, templates.FOLLOW_UP, mcq.QUESTION)
+            for ts in group.values() for t in ([ts] if isinstance(ts, str) else ts)]
+    seen_text = " | ".join(" ".join(_words(t.replace("{name}", "|").replace("{Name}", "|"))) for t in seen)
+    for ts in free.QUESTION.values():
+        for t in ts:
+            words = _words(t.replace("{name}", " ").replace("{Name}", " "))
+            for i in range(len(words) - 4):
+                assert " ".join(words[i:i + 5]) not in seen_text, (t, words[i:i + 5])
+
+
+def test_free_items_state_their_fact():
+    """Every held-out item's own fact sentence, as training states it, is scored correct, and the
+    same sentence about another entry's value is not (so the key parts tell entries apart)."""
+    from medllm.eval.factmatch import matches
+
+    items = builtin_records("demo/free")
+    wrong_hits = 0
+    for i, it in enumerate(items):
+        key = {"answers": it["answers"], "need_all": it["need_all"]}
+        assert matches(f"It is {it['fact']}.", key), it
+        other = next(o for o in items[i + 1:] + items[:i] if o["topic"] == it["topic"] and o["fact"] != it["fact"])
+        wrong_hits += matches(f"It is {other['fact']}.", key)
+    assert wrong_hits <= 0.05 * len(items)
+
+
+def test_short_answer_sft_states_one_fact_in_every_training_wording():
+    from medllm.data.builtin.kb import facts
+
+    recs = builtin_records("demo/sft_facts")
+    answers = [r["messages"][-1]["content"] for r in recs]
+    assert len(recs) == 3 * len(facts())                   # 3 question wordings per fact
+    assert all(a.endswith(".") and len(a.split()) < 40 for a in answers)
+    red_flags = [f for f in facts() if f.attribute == "red_flag"]
+    advised = [a for a in answers if a.endswith("This is an emergency: seek medical care immediately.")]
+    assert len(advised) == 3 * len(red_flags)              # safety advice kept with every red flag
 
 
 def test_preference_pairs_differ_and_include_safety():

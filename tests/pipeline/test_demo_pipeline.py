@@ -27,7 +27,8 @@ def short_demo(tmp_path: Path, name: str = "demo-tiny") -> Path:
         src["max_samples"] = 24
     for stage in recipe["stages"].values():
         stage.update(max_steps=2, batch_size=4, max_seq_len=128)
-    recipe["eval"]["tasks"] = [{"task": "demo_mcq", "mode": "loglik", "limit": 16}]
+    recipe["eval"]["tasks"] = [{"task": "demo_mcq", "mode": "loglik", "limit": 16},
+                               {"task": "demo_free", "mode": "generate", "limit": 6}]
     recipe["eval"]["max_new_tokens"] = 8
     path = tmp_path / "demo-tiny.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -55,10 +56,23 @@ def test_short_demo_end_to_end(tmp_path, no_network):
     for label in ("base", "pretrain", "sft", "dpo"):
         res = json.loads((run.path / "stages" / "eval" / label / "results.json").read_text())
         assert "demo_mcq:loglik" in res["tasks"]
+        free = res["tasks"]["demo_free:generate"]
+        assert free["n"] == 6 and 0 <= free["metrics"]["acc"]["ci_low"] <= free["metrics"]["acc"]["ci_high"] <= 1
+    # the report's examples are held-out free-answer items with the matcher's verdict, as scored
+    examples = json.loads((run.path / "stages" / "examples" / "examples.json").read_text())
+    preds = {json.loads(x)["id"]: json.loads(x) for x in (run.path / "stages" / "eval" / "dpo" / "predictions"
+                                                          / "demo_free_generate.jsonl").read_text().splitlines()}
+    final = [e for e in examples if e["model"] == "dpo"]
+    assert len(final) == 4 and {e["model"] for e in examples} == {"base", "dpo"}
+    by_question = {p["question"]: p for p in preds.values()}
+    for e in final:
+        assert e["answer"] == by_question[e["prompt"]]["output"]
+        assert e["correct"] == bool(by_question[e["prompt"]]["scores"]["acc"])
     for f in ("recipe.yaml", "environment.json", "inputs.json", "report.md", "report.html", "report.json"):
         assert (run.path / f).is_file(), f
     html = (run.path / "report.html").read_text()
     assert "<table>" in html and "demo_mcq" in html and "data:image/png;base64," in html
+    assert "demo_free" in html and "Matcher: <b>" in html and "knowledge uptake" in html
     assert "not a substitute" in html and f"medllm serve {run.path}" in html
     assert no_network == []
 

@@ -76,7 +76,8 @@ def test_changed_data_file_invalidates_data_and_every_stage(tmp_path):
 def test_changed_eval_task_invalidates_eval_only(tmp_path):
     _finish_all(make_recipe(tmp_path))
     stale = _stale(make_recipe(tmp_path, eval_tasks=[{"task": "demo_mcq", "limit": 8}]))
-    assert list(stale) == ["eval"]
+    # the examples are read from the eval step's predictions, so they follow it; no training step does
+    assert list(stale) == ["eval", "examples"]
     assert any("eval.tasks" in r and "limit" in r for r in stale["eval"])
 
 
@@ -87,7 +88,7 @@ def test_eval_hook_joins_the_eval_fingerprint(tmp_path, monkeypatch):
     monkeypatch.setattr(F, "_EVAL_PARTS", [])
     F.register_eval_part(lambda recipe: {"judge_weights": "sha-of-another-judge"})
     stale = _stale(make_recipe(tmp_path))
-    assert list(stale) == ["eval"] and "eval settings outside the recipe changed" in stale["eval"]
+    assert list(stale) == ["eval", "examples"] and "eval settings outside the recipe changed" in stale["eval"]
 
 
 def test_stale_run_stops_naming_change_and_from_and_keeps_provenance(tmp_path):

@@ -45,6 +45,10 @@ def features_for(kind: str):
     if kind == "mcq":
         return Features({"id": Value("string"), "question": Value("string"), "choices": List(Value("string")),
                          "answer": Value("int64"), "topic": Value("string")})
+    if kind == "fact_qa":
+        return Features({"id": Value("string"), "question": Value("string"), "fact": Value("string"),
+                         "answers": List(Value("string")), "need_all": Value("bool"), "topic": Value("string"),
+                         "entity": Value("string")})
     raise ValueError(f"unknown kind {kind!r}")
 
 

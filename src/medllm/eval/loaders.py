@@ -11,6 +11,7 @@ Canonical example fields by task type (plus ``id`` always):
   multilabel     text, labels (list[str] within spec.labels)
   summarization  source, target
   diagnosis      case, diagnosis (list[str]: gold name and accepted synonyms)
+  fact_qa        question, answers (list[str]: key parts, any one stated counts), [need_all], [fact]
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ REQUIRED = {
     "summarization": ("source", "target"),
     "nli": ("premise", "hypothesis", "label"),
     "diagnosis": ("case", "diagnosis"),
+    "fact_qa": ("question", "answers"),
 }
 
 

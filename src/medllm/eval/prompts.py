@@ -60,6 +60,8 @@ def gold_text(spec: TaskSpec, ex: dict) -> str:
         return ex["answers"][0]
     if t == "summarization":
         return ex["target"]
+    if t == "fact_qa":
+        return ex.get("fact") or ex["answers"][0]
     if t == "diagnosis":
         return "1. " + ex["diagnosis"][0]
     if t == "ner":

@@ -57,6 +57,12 @@ def score_generated(spec: TaskSpec, ex: dict, output: str, labels, judge=None, j
         rec.update(gold=ex["tags"], pred=extract.entities_to_bio(output, ex["tokens"], types or None), scores={})
     elif t == "summarization":
         rec.update(gold=ex["target"], pred=output, scores={})
+    elif t == "fact_qa":   # free answer vs the fact's key parts (medllm.eval.factmatch)
+        from medllm.eval.factmatch import matches
+
+        key = {"answers": ex["answers"], "need_all": bool(ex.get("need_all"))}
+        rec.update(question=ex["question"], gold=ex.get("fact") or "; ".join(ex["answers"]), pred=output,
+                   scores={"acc": float(matches(output, key))})
     elif t == "diagnosis":
         ranked = extract.extract_ranked_list(output, 5)
         hits = judge_matches(ranked, ex["diagnosis"], judge, judge_stats)

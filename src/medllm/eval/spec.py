@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TASK_TYPES = ("mcq", "extractive_qa", "ner", "relation", "classification", "multilabel",
-              "summarization", "nli", "diagnosis")
+              "summarization", "nli", "diagnosis", "fact_qa")
 BUILTIN_DIR = Path(__file__).parent / "tasks"
 
 

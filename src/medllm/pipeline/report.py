@@ -90,7 +90,9 @@ def collect(run: RunFolder) -> dict:
 # medical ability; PubMedQA (research abstracts the demo never trains on) is the measure of
 # ability the training data could not teach by rote.
 TASK_MEANING = {
-    "demo_mcq": "knowledge uptake (held-out rewording of the training KB)",
+    "demo_mcq": "knowledge uptake: picks the taught fact among 4 options (held-out rewording of the training KB)",
+    "demo_free:generate": "knowledge uptake: states the taught fact in a free answer (held-out rewording, "
+                          "greedy answer, fact matcher)",
     "pubmedqa": "medical ability (PubMedQA, not in the training data)",
 }
 ABILITY_NOTES = {
@@ -239,8 +241,13 @@ def render_markdown(run: RunFolder, data: dict) -> str:
             lines.append(f"- **{label}**: safe answers {_fmt(safe.get('value'))} "
                          f"[{_fmt(safe.get('ci_low'))}, {_fmt(safe.get('ci_high'))}] of {s.get('n')} probes ({cats})")
     lines += ["", "## Example answers (greedy)", ""]
+    if any("correct" in ex for ex in data["examples"]):
+        lines += ["Held-out free-answer items (seeded pick), as scored in the evaluation above.", ""]
     for ex in data["examples"]:
-        lines += [f"**{ex['model']}** — *{ex['prompt']}*", "", "> " + ex["answer"].replace("\n", "\n> "), ""]
+        lines += [f"**{ex['model']}** — *{ex['prompt']}*", "", "> " + (ex["answer"] or "(empty)").replace("\n", "\n> "), ""]
+        if "correct" in ex:
+            verdict = "correct" if ex["correct"] else "wrong"
+            lines += [f"Matcher: **{verdict}** (the knowledge base says: {ex['fact']})", ""]
     lines += ["## Use the model", "", "```", *_serve_commands(run), "```", "", "## Model card", "",
               "- Intended use: research and education on medical question answering inside the institution.",
               f"- Training data: {', '.join(s['name'] + ' (' + s['path'] + ')' for s in rec['data']['sources']) or 'none'}.",

@@ -231,8 +231,37 @@ def answer_prompts(model, tok, prompts: list[str], max_new_tokens: int) -> list[
     return answers
 
 
+EXAMPLE_TASK = "demo_free:generate"
+EXAMPLE_COUNT, EXAMPLE_SEED = 4, 7
+
+
+def free_answer_examples(run: RunFolder, labels: list[str]) -> list[dict]:
+    """The base and final model's answers to a seeded few of the held-out free-answer items, with
+    the matcher's verdict: read from the eval step's predictions (no second generation)."""
+    import json
+    import random
+
+    results = (run.stage_state("eval") or {}).get("results") or {}
+    preds = {}
+    for label in labels:
+        if label not in results:
+            return []
+        res = json.loads(Path(results[label]).read_text())
+        task = res.get("tasks", {}).get(EXAMPLE_TASK)
+        if not task:
+            return []
+        lines = (Path(results[label]).parent / task["predictions"]).read_text().splitlines()
+        preds[label] = [json.loads(x) for x in lines if x.strip()]
+    n = min(len(p) for p in preds.values())
+    idx = sorted(random.Random(EXAMPLE_SEED).sample(range(n), min(EXAMPLE_COUNT, n)))
+    return [{"model": label, "prompt": preds[label][i].get("question", preds[label][i]["id"]),
+             "answer": preds[label][i]["output"], "fact": preds[label][i]["gold"],
+             "correct": bool(preds[label][i]["scores"]["acc"])} for i in idx for label in labels]
+
+
 def _examples_step(recipe, run: RunFolder, models: dict[str, Path], fps: dict) -> None:
-    """Greedy answers of the base and final model to a few prompts, for the report."""
+    """Greedy answers of the base and final model, for the report: the held-out free-answer items
+    scored by the eval step when it ran demo_free, else a few fixed prompts."""
     from medllm.io import atomic_write_json
     from medllm.models import load_causal_lm
 
@@ -241,7 +270,11 @@ def _examples_step(recipe, run: RunFolder, models: dict[str, Path], fps: dict) -
     run.mark("examples", "running", fingerprint=fps["examples"])
     labels = list(models)
     picked = [labels[0], labels[-1]] if len(labels) > 1 else labels
-    rows = []
+    rows = free_answer_examples(run, picked)
+    if rows:
+        atomic_write_json(run.stage_dir("examples") / "examples.json", rows)
+        run.mark("examples", "done")
+        return
     for label in picked:
         model, tok = load_causal_lm(models[label])
         answers = answer_prompts(model, tok, EXAMPLE_PROMPTS, recipe.eval.max_new_tokens)

@@ -115,7 +115,9 @@ def step_fingerprints(recipe, *, eval_labels: Callable[[list[str]], list[str]] |
                       extra={f"{getattr(fn, '__name__', 'part')}": fn(recipe) for fn in _EVAL_PARTS})
     ex_models = [labels[0], labels[-1]] if len(labels) > 1 else labels
     out["examples"] = _fp({"prompts": list(example_prompts), "eval.max_new_tokens": dump["eval"]["max_new_tokens"]},
-                          upstream={lb: models[lb] for lb in ex_models}, code={"examples": code_hash("examples")})
+                          # the report's examples may be the eval step's own free-answer predictions
+                          upstream={**{lb: models[lb] for lb in ex_models}, "eval": out["eval"]["hash"]},
+                          code={"examples": code_hash("examples")})
     return out
 
 

@@ -106,6 +106,26 @@ def sft_records(seed: int = 0, questions_per_fact: int = 2, system_rate: float =
     return out
 
 
+def sft_fact_records(seed: int = 0, system_rate: float = 0.2) -> list[dict]:
+    """One fact per dialogue, asked in every training wording, answered directly with the value
+    itself (red flags add the emergency advice): a 135M model learns to *state* a fact from short
+    answers better than from full sentences that bury it (docs/demo.md)."""
+    rng = random.Random(seed + 3)
+    out = []
+    for f in facts():
+        answer = cap(f.value) + "."
+        if f.attribute == "red_flag":
+            answer += " This is an emergency: seek medical care immediately."
+        for q in T.QUESTION[f.attribute]:
+            msgs = [{"role": "user", "content": q.format(name=f.entity)},
+                    {"role": "assistant", "content": answer}]
+            if rng.random() < system_rate:
+                msgs.insert(0, {"role": "system", "content": rng.choice(T.SYSTEM_PROMPTS)})
+            out.append({"messages": msgs, "source": "builtin:demo/sft_facts"})
+    rng.shuffle(out)
+    return out
+
+
 # ------------------------------------------------------------------ preference
 def preference_records(seed: int = 0) -> list[dict]:
     """chosen = the correct, safe answer; rejected = another entry's value for the same attribute
