@@ -7,8 +7,9 @@ for 8 x 768 tokens). Before a stage runs on a machine without CUDA, the largest 
 by the same factor: the optimizer step sees the same samples and, with the loss normalised by
 the step's target tokens (``train.fast_lm``), the same loss. Only when one sample per
 micro-batch still does not fit is activation checkpointing switched on (it costs a forward).
-Smaller CPU micro-batches cost no speed (measured in docs/training.md): a 2-core CPU is
-already saturated by one 512-token row, and fewer padded positions are computed.
+Smaller micro-batches also compute fewer padded positions; their speed cost on CPU (per
+micro-batch weight casts, gradient accumulation) is not yet measured: bench/train_throughput.py's
+``ours-nofit`` side is that A/B.
 
 The budget is the stage's ``cpu_memory_gb`` (default 6 GB of RSS, 0 = keep the recipe's
 micro-batch), of which ``CPU_RUNTIME_GB`` is set aside for the Python / torch / tokenizer
