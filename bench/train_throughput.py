@@ -4,14 +4,18 @@ Same model (smollm2-135m-instruct), same samples (first N of the shared medalpac
 one user + one assistant turn), same number of optimizer steps (one epoch of
 steps x 8 samples). TRL gets prompt/completion records, so its default loss is on the
 completion only, like ours on the assistant turn. medllm uses TRL's default
-hyper-parameters (full fine-tuning, lr 2e-5, linear schedule, batch 8).
+hyper-parameters (full fine-tuning, lr 2e-5, linear schedule, batch 8). ``--methods full,lora``
+also runs LoRA (r 16, alpha 32, dropout 0.05, all linear layers) on both sides, TRL through its
+``peft_config``, both at lr 2e-4 (TRL's 2e-5 default barely moves an adapter in 15 steps).
+Side ``ours-nofit`` is medllm with ``cpu_memory_gb: 0`` (the recipe's 8-row micro-batch kept,
+no automatic micro-batching): the A/B of that lever.
 
 Each side runs in its own subprocess (peak RSS is per side), back to back, with the load
 average recorded around each. Final loss is compared two ways: mean training loss of the
 last 5 steps, and held-out loss of both final models on the same 32 samples computed by
 one function. Writes bench/results/train_throughput.json.
 
-    .venv/bin/python bench/train_throughput.py [--steps 15] [--order ours,trl]
+    .venv/bin/python bench/train_throughput.py [--steps 15] [--order ours,trl] [--methods full,lora]
 """
 from __future__ import annotations
 
@@ -65,7 +69,11 @@ def held_out_loss(model, tok, rows) -> float:
     return total / max(count, 1)
 
 
-def side_ours(steps: int, out: Path) -> dict:
+LORA = {"method": "lora", "r": 16, "alpha": 32, "dropout": 0.05}
+LORA_LR = 2e-4
+
+
+def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True) -> dict:
     from datasets import Dataset
 
     from medllm.config.train import SFTStage
@@ -75,19 +83,22 @@ def side_ours(steps: int, out: Path) -> dict:
     train, held = records(steps * BATCH)
     ds = Dataset.from_list([{"messages": [{"role": "user", "content": r["user"]},
                                           {"role": "assistant", "content": r["assistant"]}]} for r in train])
-    stage = SFTStage(data=["bench"], adapter={"method": "full"}, lr=2e-5, lr_scheduler="linear", warmup_ratio=0.0,
-                     batch_size=BATCH, max_steps=steps, max_seq_len=1024, log_every=1)
-    res = run_stage("sft", stage, base_model=MODEL, datasets={"bench": ds}, out_dir=out / "ours", seed=42,
+    lora = method == "lora"
+    stage = SFTStage(data=["bench"], adapter=LORA if lora else {"method": "full"}, lr=LORA_LR if lora else 2e-5,
+                     lr_scheduler="linear", warmup_ratio=0.0, batch_size=BATCH, max_steps=steps, max_seq_len=1024,
+                     log_every=1, **({} if fit else {"cpu_memory_gb": 0}))
+    res = run_stage("sft", stage, base_model=MODEL, datasets={"bench": ds}, out_dir=out / f"ours-{method}", seed=42,
                     resume=False)
     m = res.metrics
     model, tok = load_causal_lm(res.model_dir, dtype="float32", for_training=True)
     losses = [x[1] for x in m["loss_history"]]
     return {"tokens": m["tokens"], "seconds": m["seconds"], "tokens_per_s": m["tokens"] / m["seconds"],
             "final_train_loss_last5": sum(losses[-5:]) / len(losses[-5:]), "loss_history": losses,
+            "micro_batch": m.get("micro_batch", BATCH), "grad_accum": m.get("grad_accum", 1),
             "held_out_loss": held_out_loss(model, tok, held)}
 
 
-def side_trl(steps: int, out: Path) -> dict:
+def side_trl(steps: int, out: Path, method: str = "full") -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -97,8 +108,15 @@ def side_trl(steps: int, out: Path) -> dict:
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["user"]}],
                              "completion": [{"role": "assistant", "content": r["assistant"]}]} for r in train])
     model, tok = load_causal_lm(MODEL, dtype="float32", for_training=True)
-    args = SFTConfig(output_dir=str(out / "trl"), max_steps=steps, use_cpu=True)  # defaults otherwise
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    peft = {}
+    if method == "lora":
+        from peft import LoraConfig
+
+        peft = {"peft_config": LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
+                                          target_modules="all-linear", task_type="CAUSAL_LM")}
+    args = SFTConfig(output_dir=str(out / f"trl-{method}"), max_steps=steps, use_cpu=True,  # defaults otherwise
+                     **({"learning_rate": LORA_LR} if method == "lora" else {}))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, **peft)
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
     t0 = time.perf_counter()
     trainer.train()
@@ -111,49 +129,71 @@ def side_trl(steps: int, out: Path) -> dict:
             "logging_steps": args.logging_steps, "held_out_loss": held_out_loss(trainer.model, tok, held)}
 
 
-def child(side: str, steps: int, out: Path, result: Path) -> None:
+def child(side: str, method: str, steps: int, out: Path, result: Path) -> None:
     os.environ.setdefault("MEDLLM_QUIET", "1")
     import medllm  # noqa: F401  (offline guard before transformers)
 
     load_before = os.getloadavg()
-    data = (side_ours if side == "ours" else side_trl)(steps, out)
+    if side == "trl":
+        data = side_trl(steps, out, method)
+    else:
+        data = side_ours(steps, out, method, fit=side != "ours-nofit")
     data["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data["loadavg_before"], data["loadavg_after"] = load_before, os.getloadavg()
     result.write_text(json.dumps(data))
 
 
+def _compare(ours: dict, trl: dict) -> dict:
+    return {"speedup_tokens_per_s": ours["tokens_per_s"] / trl["tokens_per_s"],
+            "held_out_loss_rel_diff": (ours["held_out_loss"] - trl["held_out_loss"]) / trl["held_out_loss"],
+            "train_loss_last5_rel_diff": (ours["final_train_loss_last5"] - trl["final_train_loss_last5"])
+            / trl["final_train_loss_last5"] if trl["final_train_loss_last5"] else None,
+            "peak_rss_ratio": ours["peak_rss_mb"] / trl["peak_rss_mb"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--order", default="ours,trl")
+    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-nofit")
+    ap.add_argument("--methods", default="full")
     ap.add_argument("--side", help=argparse.SUPPRESS)
+    ap.add_argument("--method", default="full", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.side:
-        return child(a.side, a.steps, Path(a.out), Path(a.result))
-    results = {}
+        return child(a.side, a.method, a.steps, Path(a.out), Path(a.result))
+    sides = a.order.split(",")
+    summary: dict = {"model": MODEL, "steps": a.steps, "batch": BATCH, "data": str(DATA.name),
+                     "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "loadavg_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="medllm-bench-") as tmp:
-        for side in a.order.split(","):
-            res = Path(tmp) / f"{side}.json"
-            subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(a.steps), "--out", tmp,
-                            "--result", str(res)], check=True)
-            results[side] = json.loads(res.read_text())
-            print(side, {k: v for k, v in results[side].items() if k != "loss_history"}, flush=True)
-    ours, trl = results["ours"], results["trl"]
-    summary = {
-        "model": MODEL, "steps": a.steps, "batch": BATCH, "data": str(DATA.name), "cpu_count": os.cpu_count(),
-        "speedup_tokens_per_s": ours["tokens_per_s"] / trl["tokens_per_s"],
-        "held_out_loss_rel_diff": (ours["held_out_loss"] - trl["held_out_loss"]) / trl["held_out_loss"],
-        "train_loss_last5_rel_diff": (ours["final_train_loss_last5"] - trl["final_train_loss_last5"])
-        / trl["final_train_loss_last5"] if trl["final_train_loss_last5"] else None,
-        "peak_rss_ratio": ours["peak_rss_mb"] / trl["peak_rss_mb"],
-        "ours": ours, "trl_default": trl, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+        for method in a.methods.split(","):
+            results = {}
+            for side in sides:
+                res = Path(tmp) / f"{side}-{method}.json"
+                subprocess.run([sys.executable, __file__, "--side", side, "--method", method, "--steps",
+                                str(a.steps), "--out", tmp, "--result", str(res)], check=True)
+                results[side] = json.loads(res.read_text())
+                print(method, side, {k: v for k, v in results[side].items() if k != "loss_history"}, flush=True)
+            block = {"sides": results}
+            if "ours" in results and "trl" in results:
+                block.update(_compare(results["ours"], results["trl"]))
+            if "ours-nofit" in results and "trl" in results:
+                block["nofit_vs_trl"] = _compare(results["ours-nofit"], results["trl"])
+            summary[method] = block
+    summary["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     out = REPO / "bench" / "results" / "train_throughput.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("ours", "trl_default")}, indent=2))
+    print(json.dumps({m: {k: v for k, v in b.items() if k != "sides"} for m, b in summary.items()
+                      if isinstance(b, dict)}, indent=2))
+
+
+def _cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
 
 
 if __name__ == "__main__":

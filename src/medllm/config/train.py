@@ -44,6 +44,9 @@ class StageBase(Section):
     max_samples: int | None = Field(default=None, gt=0)
     length_grouping: bool = True
     """Batch samples of similar length together (less padding, faster); off = plain shuffling."""
+    cpu_memory_gb: float | None = Field(default=None, ge=0)
+    """On CPU, the RSS budget the micro-batch is sized to from the plan's estimate (default 6 GB;
+    0 = keep batch_size as the micro-batch). batch_size x grad_accum per optimizer step is kept."""
 
 
 class PretrainStage(StageBase):

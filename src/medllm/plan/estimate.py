@@ -125,8 +125,8 @@ def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_
         dims = shape.linears()
         names = ALL_LINEAR if targets == "all-linear" else [t for t in targets if t in dims]
         layer += sum(dims[t][0] for t in names) * (b + 1)
-    if not accelerator:   # CPU SDPA (math path) materialises scores and probabilities: 2 x heads x seq
-        layer += 2 * shape.heads * seq_len * b
+    if not accelerator:   # CPU SDPA (flash kernel) keeps no scores, but every layer keeps its own
+        layer += seq_len * b   # [seq x seq] copy of the padding mask (measured, torch 2.13 / transformers 5)
     if checkpointing:   # each layer's input (h) kept for the whole depth + one layer recomputed
         acts = tokens * (shape.hidden * b * shape.layers + layer)
     else:

@@ -38,6 +38,7 @@ class StageContext:
     reward_model: Path | None = None
     recipe: Any = None
     weights_dtype: Any = None   # set when the start model is loaded (trainer precision, lineage dtype)
+    memory_plan: dict = field(default_factory=dict)   # CPU micro-batch decided from the budget (memory_fit)
 
     @property
     def checkpoints(self) -> Path:
@@ -174,6 +175,7 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
     metrics["params_changed"] = before != _param_fingerprint(trainer.model)
     metrics["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     metrics["world_size"] = trainer.accelerator.num_processes
+    metrics.update(ctx.memory_plan)
     # from the trainer state, which a resumed run restores from its checkpoint
     logs = trainer.state.log_history
     hist.train = [(h["step"], float(h["loss"])) for h in logs if "loss" in h]
@@ -237,13 +239,17 @@ def run_stage(name: str, stage, *, recipe=None, run=None, base_model: Path, data
 
         hf_datasets.disable_progress_bars()
 
+    from medllm.train.memory_fit import fit_stage
+
     stage_dir = Path(out_dir) if out_dir else run.stage_dir(name)
     stage_dir.mkdir(parents=True, exist_ok=True)
+    stage, memory_plan = fit_stage(name, stage, ensure_local(base_model))   # CPU: micro-batch from the budget
     if seed is None:
         seed = stage.seed if stage.seed is not None else (recipe.seed if recipe is not None else 42)
     ctx = StageContext(name=name, cfg=stage, stage_dir=stage_dir, base_model=Path(ensure_local(base_model)),
                        datasets=datasets or {}, seed=seed, resume=resume,
-                       reward_model=Path(reward_model) if reward_model else None, recipe=recipe)
+                       reward_model=Path(reward_model) if reward_model else None, recipe=recipe,
+                       memory_plan=memory_plan)
     module = importlib.import_module(STAGE_MODULES[stage.type])
     metrics = module.train(ctx)
     adapter = metrics.get("adapter_dir")
