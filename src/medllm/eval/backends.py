@@ -9,6 +9,12 @@ Speed on CPU (why the HF path looks the way it does): requests are sorted by len
 batched with right padding; when every continuation is one token after the same context
 (PubMedQA yes/no/maybe, MMLU letters) all choices are read from ONE forward of the context;
 only the needed positions go through the 49k-vocab LM head; weights are bf16 on AMX CPUs.
+Right padding under a causal mask never reaches a real token, so plain scoring batches pass
+no attention mask: SDPA then takes its fused causal kernel instead of a materialised
+batch x heads x L x L mask (measured in docs/evaluation.md). With bf16 weights the head and
+log-softmax run in fp32 on the selected rows only: bf16 logits (8 mantissa bits, ~0.06 at a
+logit of 16) flip near-tied choices; in fp32 the rows cost ~57 MFLOP each and one fp32 copy
+of the head (~113 MB for a 49k x 576 head).
 """
 from __future__ import annotations
 
@@ -64,6 +70,18 @@ class HFBackend:
         cfg = base.config
         self.max_len = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         self._torch = torch
+        self._head_w = self._head_b = None
+        w = getattr(self._head, "weight", None)
+        if type(self._head) is torch.nn.Linear and w is not None and w.dtype in (torch.bfloat16, torch.float16):
+            # a plain Linear only: a LoRA-wrapped head must run through its own forward
+            self._head_w = w.detach().float()
+            self._head_b = None if self._head.bias is None else self._head.bias.detach().float()
+
+    def _logp(self, hidden):
+        """fp32 log-probabilities over the vocabulary for the given hidden rows only."""
+        if self._head_w is not None:
+            return self._torch.nn.functional.linear(hidden.float(), self._head_w, self._head_b).log_softmax(-1)
+        return self._head(hidden).float().log_softmax(-1)
 
     def _put(self, t):
         """Every tensor the backend builds goes to the model's device through here."""
@@ -108,11 +126,11 @@ class HFBackend:
         bar = progress(total=len(rows), desc=desc, unit="seq")
         with torch.inference_mode():
             for idx, ids, mask in self._batches([r[0] for r in rows]):
-                hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                hidden = self._decoder(input_ids=ids).last_hidden_state   # right padding: no mask needed
                 for r, i in enumerate(idx):
                     seq, tgt = rows[i]
                     pos = self._put(torch.arange(len(seq) - len(tgt), len(seq)))
-                    logp = self._head(hidden[r, pos]).float().log_softmax(-1)
+                    logp = self._logp(hidden[r, pos])
                     t = self._put(torch.tensor(tgt))
                     out[i] = (float(logp.gather(1, t[:, None]).sum()), bool((logp.argmax(-1) == t).all()))
                 bar.update(len(idx))
@@ -143,9 +161,9 @@ class HFBackend:
             bar = progress(total=len(shared_rows), desc="loglik", unit="ex")
             with torch.inference_mode():
                 for idx, ids, mask in self._batches(shared_rows):
-                    hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                    hidden = self._decoder(input_ids=ids).last_hidden_state   # right padding: no mask needed
                     last = self._put(torch.tensor([len(shared_rows[i]) - 1 for i in idx]))
-                    logp = self._head(hidden[self._put(torch.arange(len(idx))), last]).float().log_softmax(-1)
+                    logp = self._logp(hidden[self._put(torch.arange(len(idx))), last])
                     for r, i in enumerate(idx):
                         qi, toks = shared_meta[i]
                         best = int(logp[r].argmax())
@@ -198,7 +216,7 @@ class HFBackend:
                     for (start, m), cont in zip(spans, conts):
                         # the first choice token is predicted by the context's last position
                         at = self._put(torch.tensor([n_ctx - 1] + list(range(start, start + m - 1))))
-                        logp = self._head(hidden[r, at]).float().log_softmax(-1)
+                        logp = self._logp(hidden[r, at])
                         t = self._put(torch.tensor(cont))
                         res.append((float(logp.gather(1, t[:, None]).sum()), bool((logp.argmax(-1) == t).all())))
                     out[i] = res

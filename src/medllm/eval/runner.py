@@ -16,6 +16,7 @@ from medllm.io import atomic_write_json, atomic_write_text, sha256_text
 
 log = logging.getLogger(__name__)
 CHUNK = 32  # examples computed between cache flushes: an interrupt loses at most this many
+LOGLIK_CHUNK = 256  # loglik rows are cheap; larger chunks sort into batches with less padding
 
 
 def shared_data_root() -> Path:
@@ -127,8 +128,9 @@ def run_task(backend_factory, spec: TaskSpec, mode: str, shots: int, path: Path 
         reqs.append(req)
         keys.append(sha256_text(f"{model_id}\n{mode}\n{gen_settings}\n{text}")[:32])
     todo = [i for i, k in enumerate(keys) if k not in cache.done]
-    for s in range(0, len(todo), CHUNK):
-        idx = todo[s:s + CHUNK]
+    chunk = LOGLIK_CHUNK if mode == "loglik" else CHUNK
+    for s in range(0, len(todo), chunk):
+        idx = todo[s:s + chunk]
         if mode == "loglik":
             raws = get_backend().loglik([reqs[i] for i in idx])
             raws = [[list(x) for x in r] for r in raws]
