@@ -86,7 +86,7 @@ def test_two_processes_make_the_same_run_folder_as_one(tmp_path):
     md = (tmp_path / "runs" / "one" / "report.md").read_text()
     data = md.split("## Data")[1].split("## Evaluation")[0]
     assert "| notes | 16 |" in data and "| qa | 16 |" in data
-    assert "knowledge uptake (held-out rewording of the training KB)" in md
+    assert "knowledge uptake: picks the taught fact among 4 options (held-out rewording of the training KB)" in md
     html = (tmp_path / "runs" / "one" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2 + 2        # loss curves + the two length histograms
     summary = json.loads((tmp_path / "runs" / "one" / "stages" / "data" / "summary.json").read_text())
