@@ -76,12 +76,53 @@ def round_of(url: str, key: str, model: str, streams: int, tokens: int, seed: in
             "ttft": statistics.mean(r["ttft"] for r in results if r["ttft"] is not None)}
 
 
+class GatewayProcess:
+    """`medllm serve --upstream URL` in a child process on a free loopback port."""
+
+    def __init__(self, upstream_url: str, upstream_key: str, tmp: Path):
+        from medllm.serve.loopback import free_port
+
+        (tmp / "upstream.key").write_text(upstream_key + "\n")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "medllm.cli.main", "serve", "--upstream", upstream_url,
+                    "--upstream-key-file", str(tmp / "upstream.key"), "--upstream-model", "m",
+                    "--api-keys", str(tmp / "gw_keys.txt"), "--audit-log", str(tmp / "gw_audit_proc.jsonl"),
+                    "--rate-limit", "1000000", "--max-queue", "256", "--port", str(self.port)]
+        self.log = tmp / "gateway.log"
+
+    def __enter__(self):
+        import subprocess
+
+        import httpx
+
+        self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                raise RuntimeError("gateway process did not start:\n" + self.log.read_text()[-2000:])
+            time.sleep(0.3)
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--tokens", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--streams", default="1,16")
+    ap.add_argument("--gateway-process", action="store_true",
+                    help="run the gateway as its own `medllm serve --upstream` process (the deployed shape: "
+                         "it shares the CPU with the engine but not its Python interpreter lock)")
     args = ap.parse_args()
 
     from medllm.config.serve import SamplingDefaults, ServeConfig
@@ -105,7 +146,8 @@ def main() -> None:
     try:
         with Loopback(create_app(up_cfg, pool)) as up:
             gw_pool = upstream_pool(Upstream(up.url, api_key=up_key), models={"m": "m"})
-            with Loopback(create_app(gw_cfg, gw_pool)) as gw:
+            with (GatewayProcess(up.url, up_key, tmp) if args.gateway_process
+                  else Loopback(create_app(gw_cfg, gw_pool))) as gw:
                 round_of(up.url, up_key, "m", 2, 8, 0)      # warm-up: first forward passes, sockets
                 round_of(gw.url, gw_key, "m", 2, 8, 0)
                 for n in [int(s) for s in args.streams.split(",")]:
@@ -123,7 +165,9 @@ def main() -> None:
         pool.stop()
     summary = {k: v["gateway_over_direct_tok_s"] for k, v in details.items()}
     write_result("gateway_overhead", {"model": args.model, "tokens_per_stream": args.tokens,
-                                      "rounds": args.rounds, "gateway_over_direct": summary, "details": details})
+                                      "rounds": args.rounds,
+                                      "gateway": "own process" if args.gateway_process else "same process as the engine",
+                                      "gateway_over_direct": summary, "details": details})
 
 
 if __name__ == "__main__":
