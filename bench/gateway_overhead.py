@@ -11,6 +11,7 @@ gateway / direct at 1 and 16 concurrent streams (the issue's target: overhead <=
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runner import ratio, write_result  # noqa: E402
@@ -76,42 +78,26 @@ def round_of(url: str, key: str, model: str, streams: int, tokens: int, seed: in
             "ttft": statistics.mean(r["ttft"] for r in results if r["ttft"] is not None)}
 
 
-class GatewayProcess:
-    """`medllm serve --upstream URL` in a child process on a free loopback port."""
+@contextlib.contextmanager
+def gateway_process(upstream_url: str, upstream_key: str, gateway_key: str, tmp: Path):
+    """`medllm serve --upstream URL` as a child on a free loopback port (serve.vllm's EngineProcess:
+    health wait, log tail, clean stop)."""
+    from medllm.serve.loopback import free_port
+    from medllm.serve.vllm import EngineProcess
 
-    def __init__(self, upstream_url: str, upstream_key: str, tmp: Path):
-        from medllm.serve.loopback import free_port
-
-        (tmp / "upstream.key").write_text(upstream_key + "\n")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = [sys.executable, "-m", "medllm.cli.main", "serve", "--upstream", upstream_url,
-                    "--upstream-key-file", str(tmp / "upstream.key"), "--upstream-model", "m",
-                    "--api-keys", str(tmp / "gw_keys.txt"), "--audit-log", str(tmp / "gw_audit_proc.jsonl"),
-                    "--rate-limit", "1000000", "--max-queue", "256", "--port", str(self.port)]
-        self.log = tmp / "gateway.log"
-
-    def __enter__(self):
-        import subprocess
-
-        import httpx
-
-        self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.proc.kill()
-                raise RuntimeError("gateway process did not start:\n" + self.log.read_text()[-2000:])
-            time.sleep(0.3)
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+    (tmp / "upstream.key").write_text(upstream_key + "\n")
+    port = free_port()
+    child = EngineProcess([sys.executable, "-m", "medllm.cli.main", "serve", "--upstream", upstream_url,
+                           "--upstream-key-file", str(tmp / "upstream.key"), "--upstream-model", "m",
+                           "--api-keys", str(tmp / "gw_keys.txt"), "--audit-log", str(tmp / "gw_audit_proc.jsonl"),
+                           "--rate-limit", "1000000", "--max-queue", "256", "--port", str(port)],
+                          log_path=tmp / "gateway.log", name="gateway").start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        child.wait_ready(url, gateway_key, timeout=120)
+        yield SimpleNamespace(url=url)
+    finally:
+        child.stop()
 
 
 def main() -> None:
@@ -146,7 +132,7 @@ def main() -> None:
     try:
         with Loopback(create_app(up_cfg, pool)) as up:
             gw_pool = upstream_pool(Upstream(up.url, api_key=up_key), models={"m": "m"})
-            with (GatewayProcess(up.url, up_key, tmp) if args.gateway_process
+            with (gateway_process(up.url, up_key, gw_key, tmp) if args.gateway_process
                   else Loopback(create_app(gw_cfg, gw_pool))) as gw:
                 round_of(up.url, up_key, "m", 2, 8, 0)      # warm-up: first forward passes, sockets
                 round_of(gw.url, gw_key, "m", 2, 8, 0)

@@ -5,9 +5,7 @@ The upstream serves the embedded SmolLM2-135M-Instruct GGUF as it ships."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -28,29 +26,19 @@ CHAT = "/v1/chat/completions"
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     from medllm.models.convert import locate_embedded_gguf
+    from medllm.serve.vllm import EngineProcess
 
     port = free_port()
-    log = tmp_path_factory.mktemp("llama_server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(locate_embedded_gguf()),
-           "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-           "--n_threads", "2", "--verbose", "false"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    child = EngineProcess([sys.executable, "-m", "llama_cpp.server", "--model", str(locate_embedded_gguf()),
+                           "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
+                           "--n_threads", "2", "--verbose", "false"],
+                          log_path=tmp_path_factory.mktemp("llama_server") / "server.log", name="llama_cpp.server")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("llama_cpp.server did not start:\n" + log.read_text()[-2000:])
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        child.start().wait_ready(url, None, timeout=120)
+        yield url
+    finally:
+        child.stop()
 
 
 @pytest.fixture()

@@ -12,18 +12,10 @@ import gc
 import json
 import sys
 import tempfile
+from pathlib import Path
 
-
-def rss_kb(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
-
-
-def reset_peak() -> None:
-    """Restart the kernel's peak-RSS counter (VmHWM): a first-time build of the model in
-    ``ensure_local`` (a fresh cache, as in CI) must not count as the stage's peak."""
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plan"))
+from peak_rss import reset_peak, rss_kb  # noqa: E402  (one copy of the RSS helpers)
 
 
 def main(model: str, method: str, batch: int, seq: int, budget: float, steps: int = 2) -> dict:
