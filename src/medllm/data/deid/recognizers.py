@@ -323,6 +323,9 @@ class LocationRecognizer(RegexRecognizer):
                 yield m.start(1), m.end(1), "LOCATION", 0.6
 
 
+# a specialist's role after a label is not a name: "Consultant Haematologist", "Attending Anesthesiologist"
+ROLE_WORD = regex.compile(r"(?:ologist|iatrist|iatrician|ician|ographer|therapist|ologists)$")
+
 # Unicode letters: "Ramírez", "Zieliński", "Sigurðardóttir" are names as much as "Ramirez"
 _CAP = r"\p{Lu}[\p{L}'’\-]+"
 _INITIAL = r"\p{Lu}\."
@@ -368,7 +371,8 @@ class NameRecognizer(RegexRecognizer):
         words = [(m.start() + start, m.end() + start) for m in regex.finditer(r"\S+", text[start:end])]
         keep = []
         for w in words:  # stop at the first word that cannot be part of a name ("Patient: Ann Lee Abdomen soft")
-            if text[w[0]:w[1]].strip(".,") in N.NOT_NAMES:
+            word = text[w[0]:w[1]].strip(".,")
+            if word in N.NOT_NAMES or ROLE_WORD.search(word):
                 if keep:
                     break
                 continue

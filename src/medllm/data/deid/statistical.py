@@ -110,10 +110,16 @@ def _lowercase_elsewhere(text: str, tok: str) -> bool:
     return len(low) > 2 and low != tok and bool(regex.search(rf"(?<![\p{{L}}\-]){regex.escape(low)}(?![\p{{L}}])", text))
 
 
-# shapes of terms, never names: "C-reactive", "B-cell", "T-wave" (a letter, a hyphen, a word); coagulation factors
+# shapes of terms, never names: "C-reactive", "B-cell", "FDG-avid", "HER2-positive" (a letter or an acronym, a
+# hyphen, a lower-case word); coagulation factors
 # "Xa", "IXa", "VIIa"; a genus before "sp."/"spp." ("Nocardia spp.")
-TERM_SHAPE = regex.compile(r"^(?:\p{Lu}-\p{Ll}|(?:X{0,1}I{0,3}V?I{0,3}|IX|XI{1,3})a$)")
+TERM_SHAPE = regex.compile(r"^(?:\p{Lu}-\p{Ll}|\p{Lu}{2,}\d*-\p{Ll}|(?:X{0,1}I{0,3}V?I{0,3}|IX|XI{1,3})a$)")
 SPECIES_AFTER = regex.compile(r"\s+spp?\.")
+# a lower-case clinical noun right after a capitalised word makes it a term: "Kidney function tests", "Plain x-ray",
+# "Rectal examination" (a person's name is not followed by these)
+TERM_AFTER = regex.compile(r"[ \t]+(?:function|x-?rays?|films?|radiographs?|examinations?|exam|biops(?:y|ies)|ultrasound|"
+                           r"panel|swabs?|cultures?|infusion|imaging|bleeding|prolapse|fissure|abscess|polyps?|stones?|"
+                           r"transplant|failure|glands?|vessels?|arter(?:y|ies)|veins?|nerves?|tissue|cells?)\b")
 
 
 def _odd_case(tok: str) -> bool:
@@ -196,6 +202,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
             if not scores or max(scores) == 0:
                 continue
             if EPONYM_AFTER.match(text, end) or DOSE_AFTER.match(text, end) or SPECIES_AFTER.match(text, end) or \
+                    (len(toks) == 1 and TERM_AFTER.match(text, end)) or \
                     text[end:end + 2] == "'s" and \
                     EPONYM_AFTER.match(text, end + 2):
                 continue
@@ -235,6 +242,8 @@ class StatisticalNameRecognizer(RegexRecognizer):
                         yield s, s + len(" ".join(keep)), "NAME", 0.75
         for m in HEADER.finditer(text):
             a, b = m.group(1).split()[-1], m.group(2)   # "Jiménez Ortega, María": judge the token before the comma
+            if _clinical_shape(a, strong_only=True) or CLINICAL_HEAD.match(a):
+                continue   # "Endocrinology, Barwon Regional Hospital": a department line, not "Surname, Given"
             if " " in m.group(1) and (m.group(1).split()[0] in N.NOT_NAMES or L.is_clinical(m.group(1).split()[0]) or
                                       L.zipf(m.group(1).split()[0]) >= L.COMMON_WORD_ZIPF):
                 continue
@@ -299,6 +308,8 @@ def propagate_names(text: str, spans: list) -> list[RecognizerResult]:
                     tokens.add(t)
     out = []
     for t in sorted(tokens, key=len, reverse=True):
+        if _clinical_shape(t, strong_only=True):
+            continue   # "Eastfield Neurology" taken for a name must not take every "Neurology" with it
         common = L.zipf(t) >= L.COMMON_WORD_ZIPF or t in N.NOT_NAMES or L.is_clinical(t)
         rx = regex.compile(rf"(?<![\p{{L}}\-]){regex.escape(t)}(?![\p{{L}}])", 0 if common else regex.I)
         for m in rx.finditer(text):
