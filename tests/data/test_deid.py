@@ -201,7 +201,7 @@ def test_round4_formats_in_new_sentences(deid):
             "Stenotrophomonas maltophilia and Peptoniphilus spp. Abbey pain scale 8, Braden 14, Waterlow 20, "
             "Morse fall scale 45, Barthel 60, CURB-65 3, Rockwood 6, Norton risk score 12. Patient ID checked. "
             "MRI: L4/5 and L5/S1 disc bulges, C5/6 foraminal narrowing, T12/L1 wedge fracture, C5-6 fusion. "
-            "Pharmacologically, factor Xa inhibition.")
+            "Pharmacologically, factor Xa inhibition. Staged T2N1M0, Stage T3 N0 M0; 1000 ML Saline given.")
     spans = deid.analyze(text)
     found = {text[s.start:s.end]: s.entity for s in spans}
     for secret in ("PQR4471", "485 777 3456", "1203891234", "1234-567-890-AB", "2951 44837 2", "XR-2291-0033",

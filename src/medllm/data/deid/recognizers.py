@@ -252,7 +252,7 @@ class LocationRecognizer(RegexRecognizer):
     TOWN_AFTER = regex.compile(r",[ \t]+(\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)(?=[ \t]*(?:[,.;\n)]|$|[ \t]+(?:on|at|in|for)\b))")
     # a town right before a postcode whose shape is unmistakable: UK "York YO1 6JB", Canadian "Ottawa K1A 0B1"; a place
     # before a postcode is a place even when the word is also an eponym ("Glasgow G2 4JR")
-    POSTCODE_SHAPES = (r"[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]?\d"
+    POSTCODE_SHAPES = (r"[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d"
                        r"[ABCEGHJ-NPRSTV-Z]\d")
     TOWN_POSTCODE = regex.compile(rf"(?<![\p{{L}}\-])(\p{{Lu}}\p{{Ll}}+(?:[ \t\-]\p{{Lu}}\p{{Ll}}+){{0,2}}),?[ \t]+"
                                   rf"({POSTCODE_SHAPES})(?![\w])")
