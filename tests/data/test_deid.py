@@ -118,20 +118,32 @@ def test_fresh_splits_are_varied():
         assert len(notes) >= n and len({x["genre"] for x in notes}) >= 6, split
 
 
-def test_fresh3_blind_split_holds_its_floor(gold_reports):
-    """'fresh3' was written after the third round of fixes and scored once (0.924 overall, 0.960 names,
-    74 of 76 clinical terms kept): below the overall target, pinned so it can only improve; its misses are
-    listed in docs/privacy.md and were not tuned on."""
+def test_fresh3_after_round4_meets_the_targets(gold_reports):
+    """'fresh3' was written after round 3 and scored once blind (0.924 overall, 0.960 names, 74 of 76 clinical
+    terms kept); its misses then guided round 4, so it is no longer blind. Pinned at the targets of issue 13."""
     report = gold_reports["fresh3"]
-    assert report["overall"]["recall"] >= 0.91, report["missed_examples"]
+    assert report["overall"]["recall"] >= 0.98, report["missed_examples"]
     assert report["per_type"]["NAME"]["recall"] >= 0.95, report["missed_examples"].get("NAME")
-    assert report["clinical_terms"]["removed"] <= 2, report["clinical_terms"]["removed_list"]
+    assert report["overall"]["precision"] >= 0.95, report["false_positive_examples"]
 
 
-@pytest.mark.xfail(strict=True, reason="open on the blind split: 'Klebsiella' and 'Abbey pain scale' taken for names "
-                                       "(docs/privacy.md)")
 def test_fresh3_keeps_every_clinical_term(gold_reports):
-    assert gold_reports["fresh3"]["clinical_terms"]["removed"] == 0
+    """Was a strict xfail ('Klebsiella', 'Abbey pain scale' taken for names) until round 4."""
+    assert gold_reports["fresh3"]["clinical_terms"]["removed"] == 0, gold_reports["fresh3"]["clinical_terms"]["removed_list"]
+
+
+def test_all_gold_splits_together(deid):
+    """``deid-eval --gold builtin --split all`` scores every hand-written note at once. Pinned on the five splits
+    that guided the rules; a newer blind split is scored on its own first."""
+    from medllm.data.deid.gold import load_gold
+
+    known = {"dev", "heldout", "fresh", "fresh2", "fresh3"}
+    notes = [n for n in load_gold(split="all") if n["split"] in known]
+    assert {n["split"] for n in notes} == known
+    report = evaluate_deid(notes, deid, max_examples=None)
+    assert report["notes"] == len(notes) >= 103
+    assert report["overall"]["recall"] >= 0.98 and report["overall"]["precision"] >= 0.95, report["missed_examples"]
+    assert report["clinical_terms"]["removed"] == 0, report["clinical_terms"]["removed_list"]
 
 
 def test_round3_formats_in_new_sentences(deid):
@@ -174,3 +186,38 @@ def test_general_formats_from_issue_13(deid):
     new, _ = deid.deidentify(text, "g")
     for term in ("Berg balance", "Wells 2", "GCS 7", "St John's wort", "Parkinson's disease", "Sinemet 25/100"):
         assert term in new, (term, new)
+
+
+def test_round4_formats_in_new_sentences(deid):
+    """The classes of round 4 (docs/privacy.md), on sentences that are in no gold note."""
+    text = ("NHI: PQR4471; NHS no. 485 777 3456; CHI number 1203891234; OHIP 1234-567-890-AB; Medicare 2951 44837 2. "
+            "Accession # XR-2291-0033, acc no 55120934. Subscriber ID BCX 2281 5510, policy no. HLT 7790 2231. "
+            "Driver's licence: MV 8812 4409.\n"
+            "Address: 4 Mill Lane, Leeds LS6 2QA. Sister in Kingston K7L 3N6, cousin at Wells BA5 2PD.\n"
+            "Prinsengracht 263\n1016 GV Amsterdam\n"
+            "Seen at Harbourside Clinic Benedetta Quarshie for review.\n"
+            "Lindgren, Astrid Rose    MRN 5512093\n"
+            "Cultures: Pseudomonas aeruginosa, Enterococcus faecalis, Candida auris, Listeria monocytogenes, "
+            "Stenotrophomonas maltophilia and Peptoniphilus spp. Abbey pain scale 8, Braden 14, Waterlow 20, "
+            "Morse fall scale 45, Barthel 60, CURB-65 3, Rockwood 6, Norton risk score 12. Patient ID checked. "
+            "MRI: L4/5 and L5/S1 disc bulges, C5/6 foraminal narrowing, T12/L1 wedge fracture, C5-6 fusion. "
+            "Pharmacologically, factor Xa inhibition. Staged T2N1M0, Stage T3 N0 M0; 1000 ML Saline given.")
+    spans = deid.analyze(text)
+    found = {text[s.start:s.end]: s.entity for s in spans}
+    for secret in ("PQR4471", "485 777 3456", "1203891234", "1234-567-890-AB", "2951 44837 2", "XR-2291-0033",
+                   "55120934", "BCX 2281 5510", "HLT 7790 2231", "MV 8812 4409", "Leeds", "LS6 2QA", "Kingston",
+                   "K7L 3N6", "Wells", "BA5 2PD", "1016 GV", "Amsterdam", "Benedetta Quarshie", "Astrid Rose"):
+        assert secret in found, (secret, found)
+    assert found["Harbourside Clinic"] == "FACILITY" and found["Benedetta Quarshie"] == "NAME"
+    assert found["Wells"] == "LOCATION"   # an eponym before a postcode is a town
+    tail = text.index("Cultures:")
+    assert [s for s in spans if s.start >= tail] == [], [text[s.start:s.end] for s in spans if s.start >= tail]
+
+
+def test_text_without_identifiers_keeps_every_word(deid):
+    """Precision on the project's own clinical prose (KB facts as pretraining paragraphs): it has no identifiers,
+    so every replacement is a false positive. 0 of 840 paragraphs after round 4 (52 before: 'Pharmacologically,')."""
+    from medllm.data.builtin.training import pretrain_records
+
+    hits = [(r["text"][s.start:s.end], s.entity) for r in pretrain_records() for s in deid.analyze(r["text"])]
+    assert hits == [], hits[:20]

@@ -121,6 +121,33 @@ Descovy Truvada Biktarvy Genvoya Triumeq Dovato Juluca Odefsey Stribild Atripla 
 Tivicay Cabenuva Vocabria Epclusa Harvoni Mavyret Maviret Sovaldi Zepatier Vemlidy Viread Baraclude Hepsera
 """.split())
 
+# Genus names of organisms seen in clinical notes: capitalised, Latin, rare as English words and so name-like
+# to the frequency lexicon ("septic shock from a Klebsiella urinary source"). Given names that are also genera
+# (Candida) stay findable by a title or label cue; the statistical layer never scores them.
+ORGANISMS = frozenset("""
+Klebsiella Pseudomonas Enterococcus Enterococci Candida Listeria Escherichia Staphylococcus Staphylococci
+Streptococcus Streptococci Proteus Serratia Enterobacter Citrobacter Acinetobacter Haemophilus Hemophilus Neisseria
+Legionella Mycoplasma Chlamydia Chlamydophila Clostridium Clostridioides Salmonella Shigella Campylobacter
+Helicobacter Bacteroides Aspergillus Cryptococcus Pneumocystis Mycobacterium Nocardia Actinomyces Bordetella
+Brucella Borrelia Treponema Leptospira Rickettsia Coxiella Bartonella Yersinia Vibrio Morganella Providencia
+Stenotrophomonas Burkholderia Moraxella Corynebacterium Cutibacterium Propionibacterium Lactobacillus Bacillus
+Fusobacterium Prevotella Peptostreptococcus Veillonella Eikenella Kingella Cardiobacterium Aggregatibacter
+Capnocytophaga Pasteurella Francisella Histoplasma Blastomyces Coccidioides Paracoccidioides Mucor Rhizopus
+Trichophyton Microsporum Malassezia Sporothrix Giardia Entamoeba Cryptosporidium Plasmodium Toxoplasma
+Trichomonas Schistosoma Strongyloides Enterobius Ascaris Taenia Echinococcus Sarcoptes Gardnerella Ureaplasma
+Achromobacter Elizabethkingia Raoultella Hafnia Aeromonas Pantoea Streptomyces Gemella Granulicatella Abiotrophia
+Leuconostoc Pediococcus Micrococcus Rothia Tropheryma Kocuria Leishmania Trypanosoma Babesia Anaplasma Ehrlichia
+Cyclospora Naegleria Acanthamoeba Toxocara Trichinella Wuchereria Onchocerca Loa Pediculus Cimex Norovirus
+Rotavirus Adenovirus Enterovirus Rhinovirus Coronavirus Cytomegalovirus Parvovirus Metapneumovirus Lyssavirus
+""".split())
+
+# More named scales and tools that are rare surnames; common surnames, given names ("Abbey") and towns stay off:
+# EPONYM's "<Name> pain scale" context rule keeps those (see recognizers.NameRecognizer.EPONYM).
+MORE_SCALES = frozenset("""
+Waterlow Waterlow's Glamorgan Borg Rockwood Riker Snellen Ishihara Likert Kurtzke Zubrod Åsberg Asberg Wong-Baker
+PAINAD Mini-Cog MoCA
+""".split())
+
 # National chains, insurers and suppliers: the name alone is in every town and locates nobody; a branch
 # ("DaVita Eastgate", "Walgreens on Delmar Blvd") is caught by the facility and street rules.
 NATIONAL_ORGS = frozenset("""
@@ -163,7 +190,7 @@ def zipf(word: str) -> float:
     return zipf_frequency(word.lower(), "en")
 
 
-NEVER_NAMES = CLINICAL_CAPITALISED | SCORING_NAMES | BRAND_DRUGS | NATIONAL_ORGS
+NEVER_NAMES = CLINICAL_CAPITALISED | SCORING_NAMES | BRAND_DRUGS | NATIONAL_ORGS | ORGANISMS | MORE_SCALES
 
 
 def is_clinical(token: str) -> bool:

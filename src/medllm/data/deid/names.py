@@ -56,4 +56,5 @@ Telehealth Social Medical Chart Insurance Health Her His Case Discussed Referred
 Okay Ok Alright Yeah For Female Male Because After Before During If Oh Thank Thanks Hello Hi Sure Well So Can Do Does How Why When Where Which Who What I My It
 That There Should Will Could Would Please Doctor Is Are Was Were Am Have Has Had Yes Also Just Now Then But And
 Dr Mr Mrs Ms Prof Miss Stable Clear Soft Continue Current Unremarkable Diet Given Started Stopped Denied Noted Exam Physical
+ID DOB MRN NHS NHI CHI OHIP Identifier Number
 """.split())

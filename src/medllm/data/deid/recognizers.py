@@ -36,10 +36,11 @@ DATE_PATTERNS = [
     # lab and EHR exports: "03-Feb-2025", "3-FEB-25"
     Pattern("d_mon_y", rf"\b(?:[12]\d|3[01]|0?[1-9])-(?i:{MONTHS})-(?:19|20)?\d{{2}}\b", 0.85),
     # "on 19/05": day-first without a year, only when the day cannot be a month
-    Pattern("dm_numeric", r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])", 0.5),
+    # no letter before a bare day/month pair: "L4/5", "C5/6", "T12/L1" are spinal levels, "G2/3" a grade
+    Pattern("dm_numeric", r"(?<![\w/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])", 0.5),
     Pattern("the_ordinal", r"(?<=\b(?:the|on|by|until|from)\s)(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b", 0.6),
     Pattern("in_month", rf"(?<=\b(?:in|since|until|from|last|early|late|mid|of)\s){MONTHS}(?!\w)", 0.5),
-    Pattern("md_numeric", r"(?<![\d/])(?<!(?i:pain) )(?<!(?i:pain): )(?<!(?i:score) )(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
+    Pattern("md_numeric", r"(?<![\w/])(?<!(?i:pain) )(?<!(?i:pain): )(?<!(?i:score) )(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
 ]
 PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}|"
                       r"(?:\+44\s?|0)(?:\d{4}\s?\d{6}|\d{3}\s\d{4}\s\d{4}|\d{2}\s\d{4}\s\d{4}|\d{3}\s\d{3}\s\d{4})|"   # UK: 07700 900461, 020 7946 0321, 0161 496 0732
@@ -53,9 +54,11 @@ PHONE_LABELLED = re.compile(r"(?i:\b(?:tel|ph|phone|mob|mobile|cell|telephone|ca
 FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 # a code: letters/digits/dashes, or a state/issuer prefix then the number ("MA S19938402", "CA D4471182"),
 # or digit groups ("943 476 5919"); leading zeros are part of the value
-ID_VALUE = r"((?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
+# a letter group then digit groups: "DL 5582 0193", "ITX 4410 2291 07" (the letters are upper case even under re.I)
+PREFIX_GROUPS = r"(?-i:[A-Z]{1,4})[ \-]?\d{2,6}(?:[ \-]\d{1,6}){1,4}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))"
+ID_VALUE = r"(" + PREFIX_GROUPS + r"|(?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
 # bare labels ("health plan MBX-7751-2204", "insurance XGH4188"): the value must look like a code
-CODE_VALUE = (r"((?=[A-Z]{0,3}\d)[A-Z]{0,3}\d{2,6}(?:\s\d{3,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|"
+CODE_VALUE = (r"(" + PREFIX_GROUPS + r"|\d{3,6}(?:\s\d{3,6})+\s\d{1,2}(?!\d|\.\d)|(?=[A-Z]{0,3}\d)[A-Z]{0,3}\d{2,6}(?:\s\d{3,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|"
               r"(?=[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{4,24}[A-Z0-9]|\d{6,})")
 LABELLED_IDS = [
     ("MRN", r"\b(?:MRN|MR\s?#|URN?\s*(?:no\.?|number|#)|unit\s+record(?:\s+(?:number|no\.?|#))?|hosp(?:ital)?\.?\s+(?:no|number|#)\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
@@ -69,7 +72,13 @@ LABELLED_IDS = [
                r"lot(?:\s+(?:number|no\.?|#))?|model\s+(?:number|no\.?|#))"),
     ("ID", r"\b(?:case|accession|specimen|sample|study|trial|requisition|order|patient|employee|badge|passport)"
            r"(?:\s+(?:id|number|no\.?|#))+"),
-    ("ID", r"\b(?:acc(?:ession)?\s*#|study|rx\s*#|ref(?:erence)?|nhs\s+number(?:\s+is)?|order\s*#|court\s+order)"),
+    # national health and insurance numbers: NZ NHI "ZAB1234", UK NHS "943 476 5919", Scottish CHI, Ontario OHIP,
+    # Quebec RAMQ, AU IHI, Irish PPSN, Austrian SVNR, "health card"; the ambiguous short ones (CHI, PHN, BSN, PPS)
+    # only before no./number/#/colon ("PHN" is also post-herpetic neuralgia)
+    ("ID", r"\b(?:NHI|NHS|OHIP|RAMQ|IHI|PPSN|SVNR|health\s+(?:card|index|number|insurance\s+(?:card|number))|"
+           r"(?:personal|provincial)\s+health\s+number|(?:CHI|PHN|BSN|PPS|AHV|NIR|H&C)(?=\s*(?:no\b|number|#|:)))"
+           r"(?:\s+(?:id|number|no\.?|#|card))*"),
+    ("ID", r"\b(?:acc(?:ession|n)?\.?\s*(?:no\.?|number|#)|study|rx\s*#|ref(?:erence)?|nhs\s+number(?:\s+is)?|order\s*#|court\s+order)"),
     # staff and call-centre numbers: "call handler #4471", "operator ID 20931", "badge no. 5512"
     ("ID", r"\b(?:call\s+handler|handler|operator|dispatcher|call\s+taker|agent|staff|crew)\s*(?:id|number|no\.?|#)"),
 ]
@@ -160,8 +169,9 @@ class LabelledIdRecognizer(RegexRecognizer):
                     continue  # an ordinary word after the label, not a code
                 if not any(ch.isdigit() for ch in value):
                     continue
-                if " " in value and sum(ch.isdigit() for ch in value) < 8 and not re.match(r"[A-Z]{2}\s", value) \
-                        and entity != "VEHICLE":
+                digits = sum(ch.isdigit() for ch in value)
+                if " " in value and digits < 8 and not re.match(r"[A-Z]{2}\s", value) and entity != "VEHICLE" \
+                        and not (digits >= 6 and re.match(r"[A-Z]{1,4} ?\d", value)):
                     value = value.split()[0]   # "MRN 4401 on ward 5": digit groups are one code only when long
                     if len(value) < 4:
                         continue
@@ -240,6 +250,21 @@ class LocationRecognizer(RegexRecognizer):
     POST_CITY = regex.compile(r",?[ \t]{1,3}(\d{4}\s?[A-Z]{2}|\d{5}|\d{4}|\d{2}-\d{3})[ \t]+(\p{Lu}[\p{L}\-]+(?:[ \t]\p{Lu}[\p{L}\-]+)?)")
     # a town right after an address or a named facility: "220 Kensington Parade, Geelong", "X Associates, Milwaukee, on"
     TOWN_AFTER = regex.compile(r",[ \t]+(\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)(?=[ \t]*(?:[,.;\n)]|$|[ \t]+(?:on|at|in|for)\b))")
+    # a town right before a postcode whose shape is unmistakable: UK "York YO1 6JB", Canadian "Ottawa K1A 0B1"; a place
+    # before a postcode is a place even when the word is also an eponym ("Glasgow G2 4JR")
+    POSTCODE_SHAPES = (r"[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d"
+                       r"[ABCEGHJ-NPRSTV-Z]\d")
+    TOWN_POSTCODE = regex.compile(rf"(?<![\p{{L}}\-])(\p{{Lu}}\p{{Ll}}+(?:[ \t\-]\p{{Lu}}\p{{Ll}}+){{0,2}}),?[ \t]+"
+                                  rf"({POSTCODE_SHAPES})(?![\w])")
+    # a continental postcode then a town at the start of an address line or after a comma: "1012 AB Amsterdam",
+    # "10115 Berlin", "00-950 Warszawa", "75008 Paris"; not a quantity with a unit ("1000 ML Saline")
+    POSTCODE_TOWN = regex.compile(r"(?:^|(?<=,)[ \t]*|(?<=\n)[ \t]*)(\d{4}[ \t]?(?!ML|MG|KG|IU|MM|CM|HR|PM|AM|SS|SA|SD)[A-Z]{2}|"
+                                  r"\d{5}|\d{2}-\d{3})[ \t]+(\p{Lu}\p{Ll}+(?:[ \t\-]\p{Lu}\p{Ll}+)?)(?=[ \t]*(?:$|[,.;\n]))",
+                                  regex.M)
+    STREET_KINDS = frozenset("Street St Avenue Ave Road Rd Boulevard Blvd Lane Ln Drive Dr Court Ct Way Place Pl Terrace "
+                             "Tce Circle Highway Hwy Parkway Pkwy Close Crescent Cres Row Gardens Mews Square Sq Parade "
+                             "Pde Esplanade Grove Walk Rise Quay Wharf Promenade Alley Plaza Trail Loop Pike Hospital Infirmary Clinic "
+                             "Centre Center Practice Surgery Hospice House Lodge Manor".split())
     LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|city|town|county|hometown|born\s+in|moved\s+to)"
                                 r"\s*:?\s+((?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|County))?)")
 
@@ -267,6 +292,18 @@ class LocationRecognizer(RegexRecognizer):
 
                 if not any(L.is_clinical(w) for w in t.group(1).split()):
                     yield t.start(1), t.end(1), "LOCATION", 0.6
+        for m in self.TOWN_POSTCODE.finditer(text):
+            words = list(regex.finditer(r"[^ \t\-]+", m.group(1)))
+            # "17 Tanner Row York YO1 6JB": the town is what follows the street's kind word
+            while words and (words[0].group(0) in N.NOT_NAMES or any(w.group(0) in self.STREET_KINDS for w in words)):
+                words.pop(0)
+            if words:
+                yield m.start(1) + words[0].start(), m.end(1), "LOCATION", 0.75
+            yield m.start(2), m.end(2), "ZIP", 0.8
+        for m in self.POSTCODE_TOWN.finditer(text):
+            if m.group(2).split()[0] not in N.NOT_NAMES:
+                yield m.start(1), m.end(1), "ZIP", 0.7
+                yield m.start(2), m.end(2), "LOCATION", 0.7
         for m in self.UK_POSTCODE.finditer(text):
             yield m.start(1), m.end(1), "ZIP", 0.8
         for m in self.STREET_NAMED.finditer(text):
@@ -285,6 +322,9 @@ class LocationRecognizer(RegexRecognizer):
             if m.group(1).split()[0] not in N.NOT_NAMES:
                 yield m.start(1), m.end(1), "LOCATION", 0.6
 
+
+# a specialist's role after a label is not a name: "Consultant Haematologist", "Attending Anesthesiologist"
+ROLE_WORD = regex.compile(r"(?:ologist|iatrist|iatrician|ician|ographer|therapist|ologists)$")
 
 # Unicode letters: "Ramírez", "Zieliński", "Sigurðardóttir" are names as much as "Ramirez"
 _CAP = r"\p{Lu}[\p{L}'’\-]+"
@@ -311,7 +351,16 @@ class NameRecognizer(RegexRecognizer):
                         r"reflex|law|phenomenon|hyperthyroidism|thyroiditis|sarcoma|lymphoma|ulcer|fracture|staging|stage|"
                         r"classification|grade|class|index|position|procedure|operation|line|catheter|tube|balance|"
                         r"protocol|questionnaire|inventory|rules?|formula|equation|method|stain|block|pouch|repair|"
-                        r"ratio|triad|biplane|negative|positive|diet|tremor|contracture|neuroma|cyst|node)\b", re.I)
+                        r"ratio|triad|biplane|negative|positive|diet|tremor|contracture|neuroma|cyst|node)\b|"
+                        # a named scale with its domain words between: "Abbey pain scale", "Morse fall scale",
+                        # "Norton risk score", "Bristol stool chart", "Richmond agitation-sedation scale"
+                        r"\s+(?:(?:pain|falls?|risk|coma|stool|agitation|sedation|agitation-sedation|depression|anxiety|"
+                        r"severity|frailty|mobility|confusion|delirium|cognitive|nutrition(?:al)?|pressure|ulcer|"
+                        r"sleepiness|bleeding|stroke|dementia|functional|activity|disability|mental|state|early|warning|"
+                        r"triage|symptom|global|outcome|performance|status|wound|skin|clinical|rating|screening|"
+                        r"assessment|behaviou?r(?:al)?|continence|swallow(?:ing)?|dyspnoea|dyspnea|breathlessness)\s+){1,3}"
+                        r"(?:scale|score|chart|criteria|index|tool|questionnaire|inventory|rule|test|examination|assessment)\b",
+                        re.I)
 
     def __init__(self):
         super().__init__(["NAME"], "names")
@@ -322,7 +371,8 @@ class NameRecognizer(RegexRecognizer):
         words = [(m.start() + start, m.end() + start) for m in regex.finditer(r"\S+", text[start:end])]
         keep = []
         for w in words:  # stop at the first word that cannot be part of a name ("Patient: Ann Lee Abdomen soft")
-            if text[w[0]:w[1]].strip(".,") in N.NOT_NAMES:
+            word = text[w[0]:w[1]].strip(".,")
+            if word in N.NOT_NAMES or ROLE_WORD.search(word):
                 if keep:
                     break
                 continue
@@ -393,12 +443,17 @@ class FacilityRecognizer(RegexRecognizer):
                             r"hospital|institution|employer)\s*:|\b(?i:works?)\s+(?:as\s+an?\s+[\w\s]{2,30}?\s+)?(?:for|at))"
                             r"\s+((?:\p{Lu}[\p{L}'’&\-]*)(?:\s+\p{Lu}[\p{L}'’&\-]*){0,3})")
 
+    PUBLICATION = re.compile(r"\s+(?:Patterns?|Guidelines?|Guidance|Standards?|Statements?|Bulletin|Framework|"
+                             r"Recommendations?|Parameters?|Committee|Manual|Handbook|Pathways?|Consensus|Position)\b")
+
     def __init__(self):
         super().__init__(["FACILITY"], "facilities")
 
     def spans(self, text):
         for m in self.RX.finditer(text):
             g = 1 if m.group(1) else 2
+            if self.PUBLICATION.match(text, m.end(g)):
+                continue   # "AAO Preferred Practice Pattern", "Primary Care Guidelines": a document, not a place
             words = m.group(g).split()
             i = 0
             while i < len(words) - 1 and (words[i] in N.NOT_NAMES or words[i].lower() in ("to", "at", "from")):

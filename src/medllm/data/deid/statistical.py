@@ -21,7 +21,10 @@ RUN = regex.compile(rf"(?<![\p{{L}}\-])(?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+(?:(?i:van
 STRONG_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
                   "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
                   "floxacin", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin", "uria", "algia",
-                  "pathy", "plegia", "trophy", "lysis", "cytes", "philia", "penia", "ectasis", "megaly")
+                  "pathy", "plegia", "trophy", "lysis", "cytes", "philia", "penia", "ectasis", "megaly",
+                  # organism genera ("Peptoniphilus", "Parabacteroides") and English adverbs ("Pharmacologically,")
+                  "coccus", "cocci", "bacter", "bacterium", "bacteria", "monas", "myces", "mycetes", "plasma",
+                  "bacillus", "virus", "ically", "ally", "ously", "ively", "fully", "lessly", "ingly")
 CLINICAL_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
                     "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
                     "floxacin", "vir", "tide", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin",
@@ -59,7 +62,8 @@ RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(regex.escape(r) for r in sorted(R
 # "Okafor, Chidi E." / "HALVORSEN, INGRID" at the start of a line (or after Patient:/Re:)
 HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+|(?i:note|summary|record)[ \t]+)(\p{{Lu}}[\p{{L}}'’\-]+(?:[ \t]\p{{Lu}}[\p{{L}}'’\-]+)?),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
 # compound given names after a surname-first header: "Jiménez Ortega, María José", "NGUYEN, Thi Mai"
-HEADER_GIVEN_MORE = regex.compile(rf"[ \t]+(\p{{Lu}}[\p{{L}}'’\-]+)(?=[ \t]*(?:$|[,;(—–\-]|\d|\p{{Lu}}\.))", regex.M)
+HEADER_GIVEN_MORE = regex.compile(rf"[ \t]+(\p{{Lu}}[\p{{L}}'’\-]+)(?=[ \t]*(?:$|[,;(—–\-]|\d|\p{{Lu}}\.)|[ \t]{{2,}}|"
+                                  rf"[ \t]+(?:DOB|D\.O\.B|MRN|NHS|NHI|Hosp|Acc|Age|born|Patient\s+ID)\b)", regex.M)
 # "F. Abubakar (FY2)", "— J. Okonkwo, registrar": an initial before a surname that is signed or given a role
 INITIAL_SURNAME = regex.compile(rf"(?<![\p{{L}}.])(\p{{Lu}}\.[ \t]?(?:\p{{Lu}}\.[ \t]?)?{TOKEN})(?=[ \t]*(?:\((?:FY\d|ST\d|CT\d|PGY-?\d|"
                             rf"SHO|SpR|RN|RMN|HCA|MD|NP|PA|registrar|resident|intern|consultant|fellow)\b|,[ \t]*(?:registrar|resident|"
@@ -73,7 +77,11 @@ LOCATIVE = regex.compile(rf"(?i:\b(?:lives\s+(?:in|on|at)|from|in|to|moving\s+fr
                          rf"visits\s+from|calls?\s+from|at|near|on))\s+((?:{TOKEN})(?:\s+{TOKEN}){{0,2}})")
 # "Ravi Subramaniam, 58M." / "Liam O'Donoghue, 14 months" / "Name (MRN ...": a person is being introduced
 APPOSITION = regex.compile(r",?\s*(?:\d{1,3}\s*(?:[MF]\b|y/?o\b|yo\b|years?\b|yrs?\b|months?\b|weeks?\b|-year)|\d{1,3},|"
-                           r"\(?(?:MRN|DOB|d\.o\.b|Acc|Encounter|acct))", regex.I)
+                           r"\(?(?:MRN|DOB|d\.o\.b|Acc|Encounter|acct)|aged\s+\d|"
+                           # an age written out: "Bertrand Lacroix-Duval, ninety-six, metastatic ..."
+                           r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-](?:one|two|three|four|five|six|"
+                           r"seven|eight|nine))?|(?:a|one)\s+hundred(?:(?:\s+and)?[\s-]\w+)?)(?:[\s-]years?(?:[\s-]old)?)?[,.;)])",
+                           regex.I)
 LETTER_WORDS = frozenset("Best Thanks Regards Cheers Sincerely Yours Hi Hello Dear Yes No Okay Also However Otherwise "
                          "Then Again Today Overnight Findings Impression Plan Assessment Colleague Colleagues Sir Madam "
                          "All Team Doctor Everyone".split())
@@ -86,9 +94,13 @@ def _clinical_shape(tok: str, strong_only: bool = False) -> bool:
     low = tok.lower().strip(".,;:")
     if L.census()[0].get(tok) is not None or L.census()[1].get(tok) is not None:
         return False
+    # a double-barrelled name with a census part ("Lacroix-Duval", "Ferraro-Bianchi") is a name, whatever its ending
+    if "-" in tok and any(len(p) > 1 and (p.capitalize() in L.census()[0] or p.capitalize() in L.census()[1])
+                          for p in tok.strip(".,;:").split("-")):
+        return False
     if len(low) >= 7 and (MEDICAL_ROOT.match(low) or low.endswith(MEDICAL_END)):
         return True
-    return any(low.endswith(e) for e in (STRONG_ENDINGS if strong_only else CLINICAL_ENDINGS))
+    return any(low.endswith(e) for e in (STRONG_ENDINGS if strong_only else STRONG_ENDINGS + CLINICAL_ENDINGS))
 
 
 def _lowercase_elsewhere(text: str, tok: str) -> bool:
@@ -98,8 +110,22 @@ def _lowercase_elsewhere(text: str, tok: str) -> bool:
     return len(low) > 2 and low != tok and bool(regex.search(rf"(?<![\p{{L}}\-]){regex.escape(low)}(?![\p{{L}}])", text))
 
 
+# shapes of terms, never names: "C-reactive", "B-cell", "FDG-avid", "HER2-positive" (a letter or an acronym, a
+# hyphen, a lower-case word); coagulation factors
+# "Xa", "IXa", "VIIa"; a genus before "sp."/"spp." ("Nocardia spp.")
+TERM_SHAPE = regex.compile(r"^(?:\p{Lu}-\p{Ll}|\p{Lu}{2,}\d*-\p{Ll}|(?:X{0,1}I{0,3}V?I{0,3}|IX|XI{1,3})a$)")
+SPECIES_AFTER = regex.compile(r"\s+spp?\.")
+# a lower-case clinical noun right after a capitalised word makes it a term: "Kidney function tests", "Plain x-ray",
+# "Rectal examination" (a person's name is not followed by these)
+TERM_AFTER = regex.compile(r"[ \t]+(?:function|x-?rays?|films?|radiographs?|examinations?|exam|biops(?:y|ies)|ultrasound|"
+                           r"panel|swabs?|cultures?|infusion|imaging|bleeding|prolapse|fissure|abscess|polyps?|stones?|"
+                           r"transplant|failure|glands?|vessels?|arter(?:y|ies)|veins?|nerves?|tissue|cells?)\b")
+
+
 def _odd_case(tok: str) -> bool:
     """HFrEF, SpO2, FiO2, KCl: lab and physiology notation, not names (McAllister, O'Neil are fine)."""
+    if TERM_SHAPE.match(tok.strip(".,;:")):
+        return True
     for part in regex.split(r"[-'’]", tok.strip(".,;:")):
         # MacLennan, McAllister: the capital after Mac/Mc is the name's own initial
         body = part[4:] if part.startswith("Mac") and len(part) > 4 and part[3].isupper() else \
@@ -107,6 +133,34 @@ def _odd_case(tok: str) -> bool:
         if any(c.isupper() for c in body) and not part.isupper():
             return True
     return False
+
+
+# a run of capitals is cut after a facility's kind word: "Eastwick Hospice Bertrand Lacroix-Duval" is a place and
+# then a person (the facility recognizer owns the part up to the kind word)
+FACILITY_KIND_WORDS = frozenset("Hospital Hospice Clinic Infirmary Practice Surgery Centre Center Lodge Manor Trust "
+                                "Pharmacy Unit Ward".split())
+
+
+class _Piece:
+    def __init__(self, text: str, start: int):
+        self._text, self._start = text, start
+
+    def group(self, i: int = 0) -> str:
+        return self._text
+
+    def start(self) -> int:
+        return self._start
+
+
+def _runs(text: str):
+    for m in RUN.finditer(text):
+        words = list(regex.finditer(r"\S+", m.group(0)))
+        cut = [i for i, w in enumerate(words[:-1]) if w.group(0).strip(".,") in FACILITY_KIND_WORDS]
+        if not cut:
+            yield m
+            continue
+        i = cut[-1] + 1
+        yield _Piece(m.group(0)[words[i].start():], m.start() + words[i].start())
 
 
 TITLE_WORDS = frozenset(N.TITLES) | {"Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "Sr", "Jr"}
@@ -120,7 +174,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
         super().__init__(["NAME", "LOCATION"], "statistical_names")
 
     def spans(self, text):
-        for m in RUN.finditer(text):
+        for m in _runs(text):
             toks = [t for t in m.group(0).split() if len(t.strip(".")) > 1]
             if not toks or all(t in N.NOT_NAMES for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
                 continue
@@ -147,7 +201,9 @@ class StatisticalNameRecognizer(RegexRecognizer):
                       for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
             if not scores or max(scores) == 0:
                 continue
-            if EPONYM_AFTER.match(text, end) or DOSE_AFTER.match(text, end) or text[end:end + 2] == "'s" and \
+            if EPONYM_AFTER.match(text, end) or DOSE_AFTER.match(text, end) or SPECIES_AFTER.match(text, end) or \
+                    (len(toks) == 1 and TERM_AFTER.match(text, end)) or \
+                    text[end:end + 2] == "'s" and \
                     EPONYM_AFTER.match(text, end + 2):
                 continue
             if any(t.isupper() and len(t) > 1 for t in toks):
@@ -186,6 +242,8 @@ class StatisticalNameRecognizer(RegexRecognizer):
                         yield s, s + len(" ".join(keep)), "NAME", 0.75
         for m in HEADER.finditer(text):
             a, b = m.group(1).split()[-1], m.group(2)   # "Jiménez Ortega, María": judge the token before the comma
+            if _clinical_shape(a, strong_only=True) or CLINICAL_HEAD.match(a):
+                continue   # "Endocrinology, Barwon Regional Hospital": a department line, not "Surname, Given"
             if " " in m.group(1) and (m.group(1).split()[0] in N.NOT_NAMES or L.is_clinical(m.group(1).split()[0]) or
                                       L.zipf(m.group(1).split()[0]) >= L.COMMON_WORD_ZIPF):
                 continue
@@ -197,8 +255,11 @@ class StatisticalNameRecognizer(RegexRecognizer):
                 yield m.start(1), m.end(1), "NAME", 0.8
                 yield m.start(2), m.end(2), "NAME", 0.8
                 more = HEADER_GIVEN_MORE.match(text, m.end(2))
-                if more and more.group(1) not in N.NOT_NAMES and not more.group(1).isupper() and not L.is_clinical(more.group(1)) and \
-                        L.zipf(more.group(1)) < L.COMMON_WORD_ZIPF:
+                # a second given name may be an everyday or eponym word when it is a given name ("Ingeborg Marie",
+                # "Ann Grace"): in a surname-first header the slot after the given name is a name
+                if more and more.group(1) not in N.NOT_NAMES and not more.group(1).isupper() and \
+                        (more.group(1) in L.census()[0] or (not L.is_clinical(more.group(1)) and
+                                                            L.zipf(more.group(1)) < L.COMMON_WORD_ZIPF)):
                     yield more.start(1), more.end(1), "NAME", 0.7
         for m in INITIAL_SURNAME.finditer(text):
             last_tok = m.group(1).split(".")[-1].strip()
@@ -217,8 +278,9 @@ class StatisticalNameRecognizer(RegexRecognizer):
             toks = m.group(1).split()
             keep = []
             for t in toks:
-                if t in N.NOT_NAMES or L.is_clinical(t) or _clinical_shape(t, strong_only=True) or t.isupper():
-                    break
+                if t in N.NOT_NAMES or L.is_clinical(t) or _clinical_shape(t, strong_only=True) or t.isupper() or \
+                        CLINICAL_HEAD.match(t) or TERM_SHAPE.match(t):
+                    break   # "Standards of Care in Diabetes", "on C-reactive protein"
                 keep.append(t)
             if any(EPONYM_AFTER.match(" " + t) for t in toks):
                 continue   # "suffering from Sick Sinus Syndrome"
@@ -246,6 +308,8 @@ def propagate_names(text: str, spans: list) -> list[RecognizerResult]:
                     tokens.add(t)
     out = []
     for t in sorted(tokens, key=len, reverse=True):
+        if _clinical_shape(t, strong_only=True):
+            continue   # "Eastfield Neurology" taken for a name must not take every "Neurology" with it
         common = L.zipf(t) >= L.COMMON_WORD_ZIPF or t in N.NOT_NAMES or L.is_clinical(t)
         rx = regex.compile(rf"(?<![\p{{L}}\-]){regex.escape(t)}(?![\p{{L}}])", 0 if common else regex.I)
         for m in rx.finditer(text):
