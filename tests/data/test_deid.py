@@ -113,7 +113,7 @@ def test_gold_notes_meet_recall_and_keep_every_clinical_term(gold_reports, split
 def test_fresh_splits_are_varied():
     from medllm.data.deid.gold import load_gold
 
-    for split, n in (("fresh", 15), ("fresh3", 12), ("fresh4", 15)):
+    for split, n in (("fresh", 15), ("fresh3", 12), ("fresh4", 15), ("fresh5", 15)):
         notes = load_gold(split=split)
         assert len(notes) >= n and len({x["genre"] for x in notes}) >= 6, split
 

@@ -4,7 +4,7 @@ Two file forms, both giving ``{"id", "genre", "split", "text", "spans": [{start,
 "keep": [{start, end, term}]}`` per note:
 
 * ``.txt`` markup (how the bundled set is written): a ``### id | genre | split`` header starts a note
-  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``/``fresh2``/``fresh3``/``fresh4`` written later and never tuned on);
+  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``/``fresh2``/``fresh3``/``fresh4``/``fresh5`` written later and never tuned on);
   ``[[TYPE:text]]`` marks an identifier, ``{{text}}`` a clinical term that must survive; ``#`` lines
   before the first header are comments.
 * ``.jsonl``: one note per line in the form above (``keep`` optional).
