@@ -69,6 +69,13 @@ def test_no_network_access(monkeypatch):
     assert {a["entity"] for a in audit} == {"EMAIL", "URL"}
 
 
+def test_emails_on_intranet_and_reserved_domains_are_removed(deid):
+    """An address is an identifier whatever its suffix: hospital intranets use .local/.lan/.corp."""
+    text = "cc j.okafor@stmarys.local, ward7b@trust.lan and kay.rob94@mailbox.example; dose 2.5 mg."
+    found = {text[s.start:s.end] for s in deid.analyze(text) if s.entity == "EMAIL"}
+    assert found == {"j.okafor@stmarys.local", "ward7b@trust.lan", "kay.rob94@mailbox.example"}, found
+
+
 def test_deidentify_dataset_keeps_schema():
     from datasets import Dataset
 

@@ -94,7 +94,9 @@ BARE_LABELS = [
 
 
 class OfflineEmailRecognizer(PatternRecognizer):
-    """presidio's email patterns with a tldextract that only reads its bundled suffix list."""
+    """presidio's email patterns; any dotted domain counts. Public suffixes are not required: hospital
+    intranets use ``.local``/``.lan``/``.corp`` and test data ``.example``, and a ``user@host.tld``
+    string in a note is an address whatever its suffix."""
 
     def __init__(self):
         from presidio_analyzer.predefined_recognizers import EmailRecognizer
@@ -102,7 +104,8 @@ class OfflineEmailRecognizer(PatternRecognizer):
         super().__init__(supported_entity="EMAIL", patterns=EmailRecognizer.PATTERNS, name="email")
 
     def validate_result(self, pattern_text: str):
-        return _tld_extract()(pattern_text.split("@")[-1]).suffix != ""
+        labels = pattern_text.split("@")[-1].split(".")
+        return len(labels) >= 2 and labels[-1].isalpha() and 2 <= len(labels[-1]) <= 24
 
 
 class PlausibleUrlRecognizer(PatternRecognizer):
