@@ -202,8 +202,8 @@ class LabelledIdRecognizer(RegexRecognizer):
                 if " " in value and digits < 8 and not re.match(r"[A-Z]{2}\s", value) and entity != "VEHICLE" \
                         and not (digits >= 6 and re.match(r"[A-Z]{1,4} ?\d", value)):
                     value = value.split()[0]   # "MRN 4401 on ward 5": digit groups are one code only when long
-                    if len(value) < 4:
-                        continue
+                    if len(value) < 4 or not any(ch.isdigit() for ch in value):
+                        continue   # "Reference: NICE NG138": a guideline's publisher, not a code
                 yield m.start(1), m.start(1) + len(value), entity, 0.9
 
 
