@@ -62,7 +62,7 @@ PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-]
 PHONE_LABELLED = re.compile(r"(?i:\b(?:tel|ph|phone|mob|mobile|cell|telephone|call(?:\s+back)?|reached\s+on|fax|f)\b\.?\s*"
                             r"(?:no\.?|number|#)?[ \t]*[:\-]?[ \t]*)((?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d[\d .-]{6,16}\d)")
 # internal numbers reach one person: "pager 3312", "bleep 4127", "ext. 2210", "Vocera 5521"
-PAGER = re.compile(r"\b(?i:pager|bleep|beeper|ext|extension|vocera|page\s+(?:no\.?|#))\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*(\d{3,6})(?!\d|\.\d)")
+PAGER = re.compile(r"\b(?i:pager|bleep|beeper|ext|extension|vocera|page\s+(?:no\.?|#))\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*(\d{3,6})(?!\d|\.\d|\s*(?:°|deg|degrees?|mm|cm|%))")
 FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 # a code: letters/digits/dashes, or a state/issuer prefix then the number ("MA S19938402", "CA D4471182"),
 # or digit groups ("943 476 5919"); leading zeros are part of the value
@@ -357,8 +357,8 @@ class LocationRecognizer(RegexRecognizer):
         for m in self.EIRCODE.finditer(text):
             yield m.start(1), m.end(1), "ZIP", 0.8
         for m in self.COUNTY.finditer(text):
-            if m.group(1) not in N.NOT_NAMES:
-                yield m.start(1), m.end(1), "LOCATION", 0.7
+            if m.group(1) not in N.NOT_NAMES and m.group(1) not in ("Ltd", "Limited", "Inc", "Kg", "Kgaa"):
+                yield m.start(1), m.end(1), "LOCATION", 0.7   # "Pfizer Co. Ltd" is a company
         for m in self.PIN_AFTER_TOWN.finditer(text):
             g = 1 if m.group(1) else 2
             yield m.start(g), m.end(g), "ZIP", 0.75
