@@ -45,6 +45,8 @@ NAME_LABELS = (
     "signed by", "electronically signed by", "dictated by", "transcribed by", "referred by", "referring physician",
     "pcp", "primary care", "cc", "contact", "emergency contact", "next of kin", "nok", "guardian", "witness",
     "interpreter", "author", "seen by", "reviewed by", "consultant", "surgeon", "nurse", "caregiver",
+    # German, Dutch, French, Spanish patient labels ("Patientin: …", "Patiënt: …", "Nom: …")
+    "patientin", "patiënt", "patiente", "paciente", "nom", "nombre",
 )
 # words that look like capitalised names in notes but are not
 NOT_NAMES = frozenset("""

@@ -162,6 +162,34 @@ FACILITY_KIND_WORDS = frozenset("Hospital Hospice Clinic Infirmary Practice Surg
                                 "Pharmacy Unit Ward".split())
 
 
+# German capitalises every noun: in a German note a capitalised everyday German word ("Becken", "Befund") or a
+# noun/adjective by its ending ("Zuweiserin", "Diagnostische", "Radiologie") is no name without a cue; a census
+# name ("Weber", "Fischer") or a rare surname ("Obermaier") still scores
+GERMAN_FUNCTION_WORDS = regex.compile(r"(?<![\p{L}])(?:und|der|das|mit|für|bei|nach|kein(?:e|en|er)?|nicht|ist|wurde|von|zur|zum|im|ohne|dem|eine|einer|"
+                                   r"über|unter|auf|aus|sowie|bzw|geb|unauffällig|links|rechts)(?![\p{L}])")
+GERMAN_ENDINGS = ("ung", "ungen", "heit", "keit", "schaft", "erin", "isch", "ische", "ischen", "isches", "ischer", "logie",
+                  "ie", "tät", "nahme", "mittel")
+
+
+def _is_german(text: str) -> bool:
+    return len(GERMAN_FUNCTION_WORDS.findall(text)) >= max(3, len(text) // 400)
+
+
+def _german_noun(tok: str) -> bool:
+    from wordfreq import zipf_frequency
+
+    t = tok.strip(".,;:()/")
+    first, last = L.census()
+    if t in first or t in last:
+        return False
+    low = t.lower()
+    if zipf_frequency(low, "de") >= 3.0 or low.endswith(GERMAN_ENDINGS):
+        return True
+    # a compound whose head is an everyday German noun: "Harnblase" (Blase), "Laborkontrolle" (Kontrolle)
+    # (a head of six letters or more: shorter ones are surnames as often as nouns, "-maier", "-moser")
+    return len(low) >= 9 and any(zipf_frequency(low[k:], "de") >= 3.5 for k in range(2, len(low) - 5))
+
+
 class _Piece:
     def __init__(self, text: str, start: int):
         self._text, self._start = text, start
@@ -195,6 +223,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
         super().__init__(["NAME", "LOCATION"], "statistical_names")
 
     def spans(self, text):
+        german = _is_german(text)
         for m in _runs(text):
             toks = [t for t in m.group(0).split() if len(t.strip(".")) > 1]
             if not toks or all(t in N.NOT_NAMES for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
@@ -220,7 +249,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
             first, last = L.census()
             if all(_lowercase_elsewhere(text, t) and t not in first and t not in last for t in toks):
                 continue
-            scores = [0.0 if _clinical_shape(t, strong_only=not initial) else L.name_score(t)
+            scores = [0.0 if _clinical_shape(t, strong_only=not initial) or (german and _german_noun(t)) else L.name_score(t)
                       for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
             if not scores or max(scores) == 0:
                 continue
