@@ -104,7 +104,7 @@ def test_dialogue_and_eponyms_are_not_identifiers(deid):
 def gold_reports(deid):
     from medllm.data.deid.gold import load_gold
 
-    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2", "fresh3")}
+    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4")}
 
 
 @pytest.mark.parametrize("split", ["dev", "heldout", "fresh", "fresh2"])
@@ -139,16 +139,28 @@ def test_fresh3_keeps_every_clinical_term(gold_reports):
     assert gold_reports["fresh3"]["clinical_terms"]["removed"] == 0, gold_reports["fresh3"]["clinical_terms"]["removed_list"]
 
 
+def test_fresh4_after_round5_holds_its_level(gold_reports):
+    """'fresh4' (15 notes, 10 countries) was scored blind after round 3 (recall 0.753, precision 0.830, 10 of 176
+    clinical terms removed) and after round 4 (0.772 / 0.841 / 9 removed); its misses then guided round 5, so it
+    is no longer blind. Pinned as a floor at the level round 5 reached (recall 1.000, names 1.000, precision 0.991)."""
+    report = gold_reports["fresh4"]
+    assert report["overall"]["recall"] >= 0.99, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.98, report["missed_examples"].get("NAME")
+    assert report["overall"]["precision"] >= 0.98, report["false_positive_examples"]
+    assert report["clinical_terms"]["checked"] >= 170 and report["clinical_terms"]["removed"] == 0, \
+        report["clinical_terms"]["removed_list"]
+
+
 def test_all_gold_splits_together(deid):
     """``deid-eval --gold builtin --split all`` scores every hand-written note at once. Pinned on the five splits
     that guided the rules; a newer blind split is scored on its own first."""
     from medllm.data.deid.gold import load_gold
 
-    known = {"dev", "heldout", "fresh", "fresh2", "fresh3"}
+    known = {"dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4"}
     notes = [n for n in load_gold(split="all") if n["split"] in known]
     assert {n["split"] for n in notes} == known
     report = evaluate_deid(notes, deid, max_examples=None)
-    assert report["notes"] == len(notes) >= 103
+    assert report["notes"] == len(notes) >= 118
     assert report["overall"]["recall"] >= 0.98 and report["overall"]["precision"] >= 0.95, report["missed_examples"]
     assert report["clinical_terms"]["removed"] == 0, report["clinical_terms"]["removed_list"]
 
@@ -219,6 +231,47 @@ def test_round4_formats_in_new_sentences(deid):
     assert found["Wells"] == "LOCATION"   # an eponym before a postcode is a town
     tail = text.index("Cultures:")
     assert [s for s in spans if s.start >= tail] == [], [text[s.start:s.end] for s in spans if s.start >= tail]
+
+
+def test_round5_formats_in_new_sentences(deid):
+    """The classes of round 5 (docs/privacy.md), on sentences that are in no gold note."""
+    text = ("Pt: OYELARAN, Adebola K. (known as \"Bola\")    UR 4471209    UHID KMC/2024/118093    IP No. IP24-33107\n"
+            "Folder no. GSH/OPD/24/55102    Fall-Nr. 2024-7731902    Befund-Nr. MR-KL-30917    Lab No. K24-55871, "
+            "lab ref. CY/24/7702\nCHI 0507446613, SA ID 8203155029087, pacemaker SN PJN884213K, NHIA no. KW-1187702-01, "
+            "medical aid no. GEMS 55820913.\n"
+            "Signed: Dr Farida Okonjo, GMC 6639021; pharmacist AHPRA PHA0002267719; HPCSA MP0933127; CPSO #0833419.\n"
+            "Home: Ballymahon, Co. Longford N39 X2H7. Relative in Mysuru – 570009.\n"
+            "Age (94 y). Received 14.03.24, report 2024/03/19, next review on the 21st, surgery on the third of October.\n"
+            "Her brother Tadhg (\"Taidy\") visits; partner wiremu rang. Reviewed with reg K. Vasilenko and CNM P. "
+            "Ostrowska (bleep 5521, pager 7718). Dr. med. Henrike Bruckmoser consulted. Smt. Lakshmi Venkatesan, W/o S. "
+            "Venkatesan. Attendant (daughter) Kavya.\n"
+            "Seen at Ridgeway Oncology Centre and Ysbyty Bryn Meurig.\n"
+            "Plan: 50 mL Omnipaque 300, Endone 5 mg, OxyNorm 10 mg PRN, Webster-pak weekly; ER 7/8, PR 3/8, day 3/5, "
+            "power 4/5; Pritchard regimen not used; Capgras delusion, Fregoli delusion; Ortolani negative; Abbey >= 6; "
+            "Na 134. Counselled in Tamil.")
+    spans = deid.analyze(text)
+    found = [text[s.start:s.end] for s in spans]
+    for secret in ("Adebola", "Bola", "4471209", "KMC/2024/118093", "IP24-33107", "GSH/OPD/24/55102", "2024-7731902",
+                   "MR-KL-30917", "K24-55871", "CY/24/7702", "0507446613", "8203155029087", "PJN884213K",
+                   "KW-1187702-01", "GEMS 55820913", "6639021", "PHA0002267719", "MP0933127", "0833419", "Longford",
+                   "N39 X2H7", "570009", "94", "14.03.24", "2024/03/19", "the 21st", "third of October", "Tadhg",
+                   "Taidy", "wiremu", "K. Vasilenko", "P. Ostrowska", "5521", "7718", "Henrike Bruckmoser",
+                   "Lakshmi Venkatesan", "S. Venkatesan", "Kavya", "Ridgeway Oncology Centre", "Ysbyty Bryn Meurig"):
+        assert any(secret in f for f in found), (secret, found)
+    tail = text.index("Plan:")
+    assert [s for s in spans if s.start >= tail] == [], [text[s.start:s.end] for s in spans if s.start >= tail]
+
+
+def test_german_note_keeps_its_nouns_and_loses_its_names(deid):
+    """German capitalises every noun: in a German note everyday nouns, noun endings and compounds with an everyday
+    head are not names; names after a German label or title still go (round 5)."""
+    text = ("Klinik für Innere Medizin — Abteilung Nephrologie\nPatientin: Brunhilde Oberrieder, geb. 14.02.1949\n"
+            "Sonographie der Nieren mit Doppler: keine Stauung, Befund unauffällig. Befundung durch Dr. med. Ansgar "
+            "Wölfl, Rückmeldung an die Zuweiserin. Wiedervorstellung in der Sprechstunde nach Laborkontrolle.")
+    found = {text[s.start:s.end] for s in deid.analyze(text)}
+    assert {"Brunhilde Oberrieder", "14.02.1949", "Ansgar Wölfl"} <= found, found
+    for noun in ("Befund", "Zuweiserin", "Wiedervorstellung", "Laborkontrolle", "Sprechstunde", "Nieren"):
+        assert not any(noun in f for f in found), (noun, found)
 
 
 def test_text_without_identifiers_keeps_every_word(deid):

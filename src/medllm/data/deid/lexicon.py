@@ -119,6 +119,10 @@ Ritalin Concerta Adderall Vyvanse Elvanse Intuniv Medikinet Equasym Spravato Nup
 Botox Dysport Xeomin Aimovig Ajovy Emgality Vyepti Nurtec Ubrelvy Imitrex Imigran Maxalt Zomig Relpax
 Descovy Truvada Biktarvy Genvoya Triumeq Dovato Juluca Odefsey Stribild Atripla Eviplera Symtuza Prezista Isentress
 Tivicay Cabenuva Vocabria Epclusa Harvoni Mavyret Maviret Sovaldi Zepatier Vemlidy Viread Baraclude Hepsera
+Imeron Omnipaque Visipaque Ultravist Optiray Isovue Iomeron Gadovist Dotarem Magnevist ProHance Clariscan Primovist
+Endone OxyNorm OxyContin Oxycontin Targin Palexia Tramal Panadeine Panadol Panamax Nurofen Ordine Kapanol Durogesic
+Norspan Sevredol Endep Serepax Temaze Stilnox Movicol Coloxyl Senokot Somac Nexium Losec Lyrica Neurontin Tegretol
+Epilim Keppra Webster-pak Webster-Pak Dosette Dosett Blister-pak Medipak
 """.split())
 
 # Genus names of organisms seen in clinical notes: capitalised, Latin, rare as English words and so name-like
@@ -146,6 +150,8 @@ Rotavirus Adenovirus Enterovirus Rhinovirus Coronavirus Cytomegalovirus Parvovir
 MORE_SCALES = frozenset("""
 Waterlow Waterlow's Glamorgan Borg Rockwood Riker Snellen Ishihara Likert Kurtzke Zubrod Åsberg Asberg Wong-Baker
 PAINAD Mini-Cog MoCA
+Ortolani Chvostek Trousseau Rovsing Courvoisier Virchow Quincke Beevor Froment Adson Apley Thessaly Lasegue Lasègue
+Gaenslen Finkelstein Spurling Capgras Fregoli Cotard Ekbom Korsakoff Wernicke Munchausen Munchausen's Ganser Zuspan
 """.split())
 
 # National chains, insurers and suppliers: the name alone is in every town and locates nobody; a branch

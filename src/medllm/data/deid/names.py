@@ -34,7 +34,10 @@ Black Robertson Boyd Rose Stone Salazar Fox Warren Mills Meyer Rice Schmidt Garz
 Wang Li Zhang Liu Yamamoto Tanaka Sato Singh Kumar Shah Khan Ali Hassan Ivanov Dubois Muller Schneider Okafor
 """.split())
 
-TITLES = ("Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Nurse", "Sister")
+# honorifics of other countries' notes introduce a name as "Mrs" does: Indian "Smt."/"Shri"/"Kum.",
+# German "Herr"/"Frau", French "Mme"/"Mlle", Spanish "Sra."/"Sr."
+TITLES = ("Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Nurse", "Sister", "Smt", "Shri", "Shrimati", "Kum", "Herr", "Frau",
+          "Mme", "Mlle", "Sra", "Srta")
 CREDENTIALS = ("MD", "DO", "RN", "NP", "PA-C", "PA", "PhD", "MBBS", "PharmD", "LPN", "CNA", "MSW")
 # words introducing a person's name in clinical notes (label: Name)
 NAME_LABELS = (
@@ -42,6 +45,8 @@ NAME_LABELS = (
     "signed by", "electronically signed by", "dictated by", "transcribed by", "referred by", "referring physician",
     "pcp", "primary care", "cc", "contact", "emergency contact", "next of kin", "nok", "guardian", "witness",
     "interpreter", "author", "seen by", "reviewed by", "consultant", "surgeon", "nurse", "caregiver",
+    # German, Dutch, French, Spanish patient labels ("Patientin: …", "Patiënt: …", "Nom: …")
+    "patientin", "patiënt", "patiente", "paciente", "nom", "nombre",
 )
 # words that look like capitalised names in notes but are not
 NOT_NAMES = frozenset("""
@@ -57,4 +62,10 @@ Okay Ok Alright Yeah For Female Male Because After Before During If Oh Thank Tha
 That There Should Will Could Would Please Doctor Is Are Was Were Am Have Has Had Yes Also Just Now Then But And
 Dr Mr Mrs Ms Prof Miss Stable Clear Soft Continue Current Unremarkable Diet Given Started Stopped Denied Noted Exam Physical
 ID DOB MRN NHS NHI CHI OHIP Identifier Number
+Consultant Consultants Registrar Surgeon Surgeons Pharmacist Secretary Midwife Physiotherapist Outpatients Inpatients
+Outpatient Inpatient Senior Junior Specialist Hosp Smt Shri Kum Herr Frau Mme Mlle Sra Srta Attendant
+Na Ca Mg Cl Fe Zn Cu Unit Theatre Breast Team
+Kannada Tamil Telugu Hindi Urdu Punjabi Gujarati Marathi Bengali Malayalam Tagalog Samoan Tongan Maori Yoruba Igbo
+Hausa Zulu Xhosa Afrikaans Mandarin Cantonese Vietnamese Arabic Farsi Dari Pashto Somali Amharic Tigrinya Swahili
 """.split())
+# roles, honorifics, electrolyte symbols and languages ("counselled in Kannada") above: capitalised in every note ("Consultant Breast Surgeon", "Na 131")

@@ -22,6 +22,9 @@ ENTITIES = ("NAME", "LOCATION", "ZIP", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "
 
 MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+ORDINAL_WORDS = (r"(?:(?:twenty|thirty)[\s-](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|first|second|"
+                 r"third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|"
+                 r"sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth)")
 DATE_PATTERNS = [
     # one separator throughout: "12.5/50" (a dose ratio) is not a date, "12/5/50" is
     Pattern("mdy_numeric", r"\b(?:0?[1-9]|1[0-2])([/\-.])(?:0?[1-9]|[12]\d|3[01])\1(?:19|20)?\d{2}\b", 0.85),
@@ -40,6 +43,13 @@ DATE_PATTERNS = [
     Pattern("dm_numeric", r"(?<![\w/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])", 0.5),
     Pattern("the_ordinal", r"(?<=\b(?:the|on|by|until|from)\s)(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b", 0.6),
     Pattern("in_month", rf"(?<=\b(?:in|since|until|from|last|early|late|mid|of)\s){MONTHS}(?!\w)", 0.5),
+    # two-digit years and year-first forms from European, Asian and South African systems: "28.07.25", "2025/08/12"
+    Pattern("dmy_dotted_yy", r"\b(?:0[1-9]|[12]\d|3[01])\.(?:0[1-9]|1[0-2])\.\d{2}(?![\d.])", 0.8),
+    Pattern("ymd_slash", r"\b(?:19|20)\d{2}([/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])\b", 0.85),
+    # written ordinals: "the second of September", "September the second", "on the 26th"
+    Pattern("ordinal_words_of_month", rf"\b(?:the\s+)?{ORDINAL_WORDS}\s+of\s+{MONTHS}(?!\w)(?:,?\s+(?:19|20)\d{{2}})?", 0.8),
+    Pattern("month_the_ordinal_words", rf"\b{MONTHS}\s+(?:the\s+)?{ORDINAL_WORDS}\b", 0.7),
+    Pattern("the_ordinal_with_article", r"(?<=\b(?:on|by|until|from|before|after|since|till)\s)the\s+(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)\b", 0.6),
     Pattern("md_numeric", r"(?<![\w/])(?<!(?i:pain) )(?<!(?i:pain): )(?<!(?i:score) )(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])", 0.5),
 ]
 PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}|"
@@ -51,24 +61,37 @@ PHONE_RE = re.compile(r"(?<![\w-])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-]
 # a number of 8-15 digits after a phone label is a phone whatever its national format
 PHONE_LABELLED = re.compile(r"(?i:\b(?:tel|ph|phone|mob|mobile|cell|telephone|call(?:\s+back)?|reached\s+on|fax|f)\b\.?\s*"
                             r"(?:no\.?|number|#)?[ \t]*[:\-]?[ \t]*)((?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d[\d .-]{6,16}\d)")
+# internal numbers reach one person: "pager 3312", "bleep 4127", "ext. 2210", "Vocera 5521"
+PAGER = re.compile(r"\b(?i:pager|bleep|beeper|ext|extension|vocera|page\s+(?:no\.?|#))\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*(\d{3,6})(?!\d|\.\d|\s*(?:°|deg|degrees?|mm|cm|%))")
 FAX_CUE = re.compile(r"\bfax(?:ed)?\b|\bfacsimile\b|\bf:\s*$", re.I)
 # a code: letters/digits/dashes, or a state/issuer prefix then the number ("MA S19938402", "CA D4471182"),
 # or digit groups ("943 476 5919"); leading zeros are part of the value
 # a letter group then digit groups: "DL 5582 0193", "ITX 4410 2291 07" (the letters are upper case even under re.I)
 PREFIX_GROUPS = r"(?-i:[A-Z]{1,4})[ \-]?\d{2,6}(?:[ \-]\d{1,6}){1,4}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))"
-ID_VALUE = r"(" + PREFIX_GROUPS + r"|(?:[A-Z]{2}\s)?[A-Z0-9][A-Z0-9\-]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
+ID_VALUE = r"(" + PREFIX_GROUPS + r"|(?:(?-i:[A-Z]{2,4})\s)?[A-Z0-9][A-Z0-9\-/]{3,24}[A-Z0-9]|\d{2,6}(?:\s\d{1,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|\d{4,})"
 # bare labels ("health plan MBX-7751-2204", "insurance XGH4188"): the value must look like a code
 CODE_VALUE = (r"(" + PREFIX_GROUPS + r"|\d{3,6}(?:\s\d{3,6})+\s\d{1,2}(?!\d|\.\d)|(?=[A-Z]{0,3}\d)[A-Z]{0,3}\d{2,6}(?:\s\d{3,6}){1,3}(?!\d|\.\d|\s*(?:mg|mcg|g|ml|mL|units?|%)(?!\w))|"
               r"(?=[A-Z0-9\-]*\d)(?=[A-Z0-9\-]*[A-Z])[A-Z0-9][A-Z0-9\-]{4,24}[A-Z0-9]|\d{6,})")
 LABELLED_IDS = [
+    # record numbers of other systems: AU "UR"/"URN", Indian "UHID", South African "Folder no."
+    ("MRN", r"\b(?:(?-i:UR|URN|UHID|CR|HN)(?=\s*[:#]?\s*[A-Z]{0,4}[\d/]*\d{4,})|folder\s+(?:no\.?|number|#)|hospital\s+id)"),
     ("MRN", r"\b(?:MRN|MR\s?#|URN?\s*(?:no\.?|number|#)|unit\s+record(?:\s+(?:number|no\.?|#))?|hosp(?:ital)?\.?\s+(?:no|number|#)\.?|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|chart\s+(?:number|no\.?|#))"),
+    # national schemes and medical aids: Nigerian NHIA/NHIS, Australian DVA cards, South African "medical aid no."
+    ("HEALTH_PLAN", r"\b(?:(?-i:NHIA|NHIS|DVA|ECHS|CGHS)(?:\s+(?:gold|white|orange|card|no\.?|number|#))*|medical\s+aid(?:\s+(?:member(?:ship)?|no\.?|number|#))*|"
+                    r"medicare\s+card(?:\s+(?:no\.?|number))?)"),
     ("HEALTH_PLAN", r"\b(?:health\s+plan|insurance|insurer|member|subscriber|policy|beneficiary|medicaid|medicare|group)"
                     r"(?:\s+(?:id|number|no\.?|#|beneficiary\s+number))+"),
     ("ACCOUNT", r"\b(?:account|acct\.?|billing|financial|encounter|visit|claim)(?:\s*(?:id|number|no\.?|#))*"),
+    # admission/case numbers: "IP No.", "OP No.", German "Fall-Nr.", "Aufnahme-Nr."
+    ("ACCOUNT", r"\b(?:(?-i:IP|OP|IPD|OPD)\s+(?:no\.?|number|#)|(?:fall|aufnahme|episode)[\s\-]?(?:nr|no|number)\b\.?)"),
     ("LICENSE", r"\b(?:(?:driver'?s?\s+|driving\s+)?(?:licen[cs]e|lic\.?)|DL|CDL|DEA|NPI|certificate|registration|board\s+cert(?:ification)?)"
                 r"(?:\s+(?:id|number|no\.?|#))*"),
+    # professional registers: GMC/NMC (UK), IMC (Ireland), CPSO (Ontario), AHPRA (Australia), HPCSA (South Africa),
+    # MCNZ, MCI (India), BIG (Netherlands), RPPS (France)
+    ("LICENSE", r"\b(?-i:GMC|NMC|HCPC|GPhC|IMC|NMBI|CPSO|CPSBC|CPSA|CMQ|AHPRA|HPCSA|SANC|MCNZ|NCNZ|MCI|SMC|BIG|RPPS|ADELI)"
+                r"(?:\s+(?:reg(?:istration)?\.?|no\.?|number|#))*"),
     ("VEHICLE", r"\b(?:VIN|vehicle\s+(?:id|identification\s+number)|licen[cs]e\s+plate|plate(?:\s+(?:number|no\.?|#))?)"),
-    ("DEVICE", r"\b(?:serial(?:\s+(?:number|no\.?|#))?|S/N|device\s+(?:id|identifier|number)|UDI|implant\s+(?:id|serial)|"
+    ("DEVICE", r"\b(?:(?-i:SN)\b|serial(?:\s+(?:number|no\.?|#))?|S/N|device\s+(?:id|identifier|number)|UDI|implant\s+(?:id|serial)|"
                r"lot(?:\s+(?:number|no\.?|#))?|model\s+(?:number|no\.?|#))"),
     ("ID", r"\b(?:case|accession|specimen|sample|study|trial|requisition|order|patient|employee|badge|passport)"
            r"(?:\s+(?:id|number|no\.?|#))+"),
@@ -79,6 +102,12 @@ LABELLED_IDS = [
            r"(?:personal|provincial)\s+health\s+number|(?:CHI|PHN|BSN|PPS|AHV|NIR|H&C)(?=\s*(?:no\b|number|#|:)))"
            r"(?:\s+(?:id|number|no\.?|#|card))*"),
     ("ID", r"\b(?:acc(?:ession|n)?\.?\s*(?:no\.?|number|#)|study|rx\s*#|ref(?:erence)?|nhs\s+number(?:\s+is)?|order\s*#|court\s+order)"),
+    # lab and report numbers: "Lab No.", "lab ref.", German "Befund-Nr.", "Auftrags-Nr."
+    ("ID", r"\b(?:lab(?:oratory)?\s+(?:no\.?|number|ref\.?|#|id)|(?:befund|auftrags|proben|labor|einsende)[\s\-]?nr\b\.?|"
+           r"report\s+(?:no\.?|number|#))"),
+    # national identity numbers: Scottish CHI (10 digits), South African ID (13 digits), "national ID", Aadhaar
+    ("ID", r"\b(?:(?-i:CHI)(?=\s*[:#]?\s*\d{10}\b)|(?-i:(?:SA\s+)?ID)(?=\s*[:#]?\s*\d{8,}\b)|national\s+id(?:entity)?(?:\s+(?:no\.?|number|card))?|"
+           r"aadhaar(?:\s+(?:no\.?|number))?|identity\s+(?:no\.?|number|card))"),
     # staff and call-centre numbers: "call handler #4471", "operator ID 20931", "badge no. 5512"
     ("ID", r"\b(?:call\s+handler|handler|operator|dispatcher|call\s+taker|agent|staff|crew)\s*(?:id|number|no\.?|#)"),
 ]
@@ -156,7 +185,7 @@ class LabelledIdRecognizer(RegexRecognizer):
 
     def __init__(self):
         super().__init__([e for e, _ in LABELLED_IDS], "labelled_ids")
-        self.patterns = [(e, re.compile(label + LABEL_QUALIFIER + r"\s*(?:[:#=]|is|was)?\s*#?\s*" + ID_VALUE, re.I))
+        self.patterns = [(e, re.compile(label + LABEL_QUALIFIER + r"\.?\s*(?:[:#=]|is|was)?\s*#?\s*" + ID_VALUE, re.I))
                          for e, label in LABELLED_IDS]
         # plates are groups of letters and digits ("KZ 771 ABC 02", "AB12 CDE", "7-ABC-123"), upper case
         self.patterns.append(("VEHICLE", re.compile(r"\b(?i:licen[cs]e\s+plate|number\s+plate|registration\s+plate|plate|"
@@ -176,8 +205,8 @@ class LabelledIdRecognizer(RegexRecognizer):
                 if " " in value and digits < 8 and not re.match(r"[A-Z]{2}\s", value) and entity != "VEHICLE" \
                         and not (digits >= 6 and re.match(r"[A-Z]{1,4} ?\d", value)):
                     value = value.split()[0]   # "MRN 4401 on ward 5": digit groups are one code only when long
-                    if len(value) < 4:
-                        continue
+                    if len(value) < 4 or not any(ch.isdigit() for ch in value):
+                        continue   # "Reference: NICE NG138": a guideline's publisher, not a code
                 yield m.start(1), m.start(1) + len(value), entity, 0.9
 
 
@@ -186,6 +215,8 @@ class PhoneFaxRecognizer(RegexRecognizer):
         super().__init__(["PHONE", "FAX"], "phone_fax")
 
     def spans(self, text):
+        for m in PAGER.finditer(text):
+            yield m.start(1), m.end(1), "PHONE", 0.8
         for rx, g in ((PHONE_RE, 0), (PHONE_LABELLED, 1)):
             for m in rx.finditer(text):
                 value = m.group(g).rstrip(" .-")
@@ -200,7 +231,7 @@ class PhoneFaxRecognizer(RegexRecognizer):
 
 
 class AgeOver89Recognizer(RegexRecognizer):
-    RX = re.compile(r"(?<![/.])\b(9\d|1[0-2]\d)(?=[\s-]*(?:years?|yrs?|y/?o|y\.o\.?|year-old|yo\b)|\s*/?\s*(?:M|F)\b)", re.I)
+    RX = re.compile(r"(?<![/.])\b(9\d|1[0-2]\d)(?=[\s-]*(?:years?|yrs?|y/?o|y\.o\.?|year-old|yo\b|y\b(?!/))|\s*/?\s*(?:M|F)\b)", re.I)
     WORDS = (r"(?:ninety(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|"
              r"(?:a|one)[\s-]hundred(?:(?:\s+and)?[\s-](?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))?)")
     # written out: before "year(s)"/"-year-old", after "aged"/"age", or in a name's apposition ("Mrs O'Dowd, ninety-one,")
@@ -268,6 +299,11 @@ class LocationRecognizer(RegexRecognizer):
                              "Tce Circle Highway Hwy Parkway Pkwy Close Crescent Cres Row Gardens Mews Square Sq Parade "
                              "Pde Esplanade Grove Walk Rise Quay Wharf Promenade Alley Plaza Trail Loop Pike Hospital Infirmary Clinic "
                              "Centre Center Practice Surgery Hospice House Lodge Manor".split())
+    # Irish Eircodes: a routing key then four letters/digits ("R35 F2K8", "D6W XY12"); Irish counties "Co. Offaly";
+    # an Indian PIN after a town and a dash ("Bengaluru – 560041")
+    EIRCODE = re.compile(r"\b((?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ \t](?=[0-9AC-FHKNPRTV-Y]{0,3}\d)(?=[0-9AC-FHKNPRTV-Y]{0,3}[A-Z])[0-9AC-FHKNPRTV-Y]{4})\b")
+    COUNTY = regex.compile(r"\b(?:Co\.|County)[ \t]+(\p{Lu}\p{Ll}+)")
+    PIN_AFTER_TOWN = regex.compile(r"(?<=\p{Lu}\p{Ll}+,?[ \t]*[–\-][ \t]*)(\d{6})(?!\d)|\b(?i:PIN(?:[ \t]*code)?|pincode)[ \t]*:?[ \t]*(\d{6})(?!\d)")
     LABELLED_PLACE = re.compile(r"\b(?i:lives\s+in|resident\s+of|city|town|county|hometown|born\s+in|moved\s+to)"
                                 r"\s*:?\s+((?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|County))?)")
 
@@ -321,6 +357,14 @@ class LocationRecognizer(RegexRecognizer):
             yield m.start(3), m.end(3), "ZIP", 0.9
         for m in self.ZIP.finditer(text):
             yield m.start(1), m.end(1), "ZIP", 0.9
+        for m in self.EIRCODE.finditer(text):
+            yield m.start(1), m.end(1), "ZIP", 0.8
+        for m in self.COUNTY.finditer(text):
+            if m.group(1) not in N.NOT_NAMES and m.group(1) not in ("Ltd", "Limited", "Inc", "Kg", "Kgaa"):
+                yield m.start(1), m.end(1), "LOCATION", 0.7   # "Pfizer Co. Ltd" is a company
+        for m in self.PIN_AFTER_TOWN.finditer(text):
+            g = 1 if m.group(1) else 2
+            yield m.start(g), m.end(g), "ZIP", 0.75
         for m in self.LABELLED_PLACE.finditer(text):
             if m.group(1).split()[0] not in N.NOT_NAMES:
                 yield m.start(1), m.end(1), "LOCATION", 0.6
@@ -340,7 +384,7 @@ class NameRecognizer(RegexRecognizer):
     """Names from context: titles, labels, signature lines and the gazetteer; then every other
     occurrence of a found name token in the same document (document-wide propagation)."""
 
-    TITLE = regex.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_SURNAME})?)")
+    TITLE = regex.compile(rf"\b(?:{'|'.join(N.TITLES)})\.?\s+(?:(?:med|dent|rer|nat|phil|univ|habil)\.\s+)*((?:{_INITIAL}\s*)?{_CAP}(?:\s+{_SURNAME})?)")
     LABEL = regex.compile(rf"(?i:\b(?:{'|'.join(re.escape(l) for l in sorted(N.NAME_LABELS, key=len, reverse=True))}))"
                        rf"\s*(?:[:\-]|is|was)?\s+((?:{_INITIAL}\s*)?{_CAP}(?:\s+(?:{_INITIAL}\s*)?{_SURNAME}){{0,2}})")
     SIGNATURE = regex.compile(rf"((?:{_CAP}|{_INITIAL})(?:\s+(?:{_CAP}|{_INITIAL})){{1,2}}),?\s+(?:{'|'.join(N.CREDENTIALS)})\b")
@@ -354,7 +398,10 @@ class NameRecognizer(RegexRecognizer):
                         r"reflex|law|phenomenon|hyperthyroidism|thyroiditis|sarcoma|lymphoma|ulcer|fracture|staging|stage|"
                         r"classification|grade|class|index|position|procedure|operation|line|catheter|tube|balance|"
                         r"protocol|questionnaire|inventory|rules?|formula|equation|method|stain|block|pouch|repair|"
-                        r"ratio|triad|biplane|negative|positive|diet|tremor|contracture|neuroma|cyst|node)\b|"
+                        r"ratio|triad|biplane|negative|positive|diet|tremor|contracture|neuroma|cyst|node|regimen|delusion|technique|"
+                        r"incision|splint|pessary|sling|manoeuvres?|maneuvers?)\b|"
+                        # a scale compared with a threshold: "Abbey ≥ 8", "Wells > 4", "Braden <= 12"
+                        r"\s*(?:≥|≤|>=|<=|>|<)\s*\d|"
                         # a named scale with its domain words between: "Abbey pain scale", "Morse fall scale",
                         # "Norton risk score", "Bristol stool chart", "Richmond agitation-sedation scale"
                         r"\s+(?:(?:pain|falls?|risk|coma|stool|agitation|sedation|agitation-sedation|depression|anxiety|"
@@ -407,7 +454,7 @@ class NameRecognizer(RegexRecognizer):
                     yield m.start(), m.end(), "NAME", 0.6
 
 
-SCORE_AFTER = regex.compile(r"(?:'s?|’s?)?\s*(?:\(?\d|[IV]{1,4}\b|[+-]\s|score|type\s)")
+SCORE_AFTER = regex.compile(r"(?:'s?|’s?)?\s*(?:\(?\d|[≥≤<>]=?\s*\d|[IV]{1,4}\b|[+-]\s|score|type\s)")
 
 
 def clinical_use(text: str, start: int, end: int) -> bool:
@@ -433,7 +480,13 @@ class FacilityRecognizer(RegexRecognizer):
              r"Associates|Care[ \t]+Center|Care[ \t]+Centre|Medical[ \t]+Associates|Treatment[ \t]+Center|Urgent[ \t]+Care|"
              r"Surgery|Practice|Nursing[ \t]+Home|Care[ \t]+Home|Rehabilitation[ \t]+(?:Center|Centre|Hospital)|Hospice|"
              r"Orthopaedics|Orthopedics|Neurodiagnostics|Imaging|Radiology|Dialysis|School|Academy|University|College|"
-             r"Manor|Lodge|(?:Assessment[ \t]+)?Service|Regional|General|Memorial|Philharmonic|Bakery|Pharmacy")
+             r"Manor|Lodge|(?:Assessment[ \t]+)?Service|Regional|General|Memorial|Philharmonic|Bakery|Pharmacy|"
+             # named centres and groups: "Hillcrest Oncology Centre", "Brazos Valley Behavioral Health",
+             # "Severnside Pathology Partnership"; the word for hospital in other languages ("Ysbyty Glan Teifi")
+             r"(?:Oncology|Cancer|Eye|Heart|Surgical|Day[ \t]+Surgery|Specialist|Diagnostic|Community|Women'?s|Children'?s|"
+             r"Maternity|Renal|Cardiac|Fertility|Dental|Skin|Sleep|Breast|Stroke|Burns|Spinal)[ \t]+(?:Centre|Center|Institute|Hospital|Unit)|"
+             r"Behaviou?ral[ \t]+Health|Partnership|Laboratories|Diagnostics|Ysbyty|Ospid[eé]al|H[oô]pital|Krankenhaus|"
+             r"Klinikum|Ziekenhuis|Ospedale|Sjukhus|Sykehus")
     RX = re.compile(rf"\b((?:(?:St\.?|Saint|[A-Z][\w'’\-]+)\s+){{1,4}}(?:{KINDS}))\b"
                     rf"|\b((?:{KINDS})[ \t]+(?:[A-Z][\w'’\-]+[ \t]?){{1,3}})")
     # "at St Vincent's", "St. Luke's ED": a saint's name is a hospital's name (St John's wort is a herb)
@@ -494,6 +547,11 @@ DRUG_BEFORE = regex.compile(r"(?:\bco-[a-z]+|\b[\p{L}]*(?:dopa|pril|sartan|olol|
                             r"parin|prazole|dipine|formin|flozin|gliptin|mab|nib|azepam|tidine|vir))\s*$", regex.I)
 
 
+SCORE_FRACTION = regex.compile(r"^\d{1,2}/\d{1,2}$")
+SCORE_WORDS = frozenset("day days power strength pain score grade allred cycle dose week weeks tone reflexes gcs of".split())
+DATE_LABELS = frozenset("DOB DOD DOA DOS LMP EDD EDC DOI".split())
+
+
 class DateRecognizer(PatternRecognizer):
     """Date patterns, minus numbers that are doses in context (a drug name before, a unit after)."""
 
@@ -509,6 +567,9 @@ class DateRecognizer(PatternRecognizer):
             if value[:1].isdigit() and not value.isdigit():
                 before = text[max(0, r.start - 30):r.start]
                 prev = (before.split() or [""])[-1]
+                if SCORE_FRACTION.match(value) and (prev.lower().strip(":(") in SCORE_WORDS or
+                                                    (regex.fullmatch(r"\p{Lu}{2,5}\d?:?", prev) and prev.strip(":") not in DATE_LABELS)):
+                    continue   # "ER 8/8", "PR 6/8" (Allred), "day 5/5", "power 4/5": a score or a count
                 if DOSE_UNIT_AFTER.match(text, r.end) or DRUG_BEFORE.search(before) or L.is_brand(prev):
                     continue
             out.append(r)

@@ -24,7 +24,9 @@ STRONG_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", 
                   "pathy", "plegia", "trophy", "lysis", "cytes", "philia", "penia", "ectasis", "megaly",
                   # organism genera ("Peptoniphilus", "Parabacteroides") and English adverbs ("Pharmacologically,")
                   "coccus", "cocci", "bacter", "bacterium", "bacteria", "monas", "myces", "mycetes", "plasma",
-                  "bacillus", "virus", "ically", "ally", "ously", "ively", "fully", "lessly", "ingly")
+                  "bacillus", "virus", "ically", "ally", "ously", "ively", "fully", "lessly", "ingly",
+                  # specialists' titles: "Consultant Histopathologist", "Paediatrician"
+                  "ologist", "ologists", "iatrist", "iatrician")
 CLINICAL_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
                     "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
                     "floxacin", "vir", "tide", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin",
@@ -58,7 +60,23 @@ RELATIVES = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "m
              "counselor", "counsellor", "sonographer", "interpreter", "caller", "proxy", "NOK", "HCP", "POA", "OT",
              "PT", "SLP", "RN", "fellow", "prefers", "called", "nurse in charge", "known as", "goes by")
 RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(regex.escape(r) for r in sorted(RELATIVES, key=len, reverse=True))}))"
-                         rf"\b\s*[,:(]?\s*(?:is\s+|was\s+)?(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+(?:{TOKEN}))?)")
+                         rf"\b\)?\s*[,:(]?\s*[\"“‘']?(?:is\s+|was\s+)?(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+(?:{TOKEN}))?)")
+# a relative named in lower case, as patients and carers type in portals and as nurses jot it: "partner luc", "Partner
+# jase rang"; only a word that is hardly English ("luc", "jase"), never "partner says" or "son visiting"
+FAMILY = ("partner", "wife", "husband", "son", "daughter", "mum", "mom", "dad", "mother", "father", "sister", "brother",
+          "girlfriend", "boyfriend", "fiance", "fiancé", "fiancee", "friend", "carer", "caregiver", "niece", "nephew",
+          "grandson", "granddaughter", "aunt", "uncle", "cousin", "flatmate", "housemate")
+LOWER_RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(FAMILY)}))[ \t]+(\p{{Ll}}[\p{{Ll}}'’\-]{{2,14}})(?![\p{{L}}\-])")
+# an initial and a surname after a role or a relation ("reg S. O'Loughlin", "CNM T. Halvorsen", "W/o R. Ramaswamy") or
+# standing alone when the surname is hardly an English word
+INITIAL_ANY = regex.compile(rf"(?<![\p{{L}}.\-/&])(\p{{Lu}}\.[ \t]?(?:\p{{Lu}}\.[ \t]?)?{TOKEN})(?![\p{{L}}])")
+ROLE_BEFORE = regex.compile(r"(?i:\b(?:reg|registrar|CNM|NUM|CNS|CNC|ANUM|RN|RM|EN|SpR|SHO|FY[12]|HO|JMO|RMO|intern|resident|"
+                            r"fellow|consultant|midwife|physio|OT|SLT|SW|nurse|sister|charge|[WSDCH]/o|by|with|from|to|cc)\.?[ \t]+)$")
+NOT_AFTER_INITIAL = regex.compile(r"(?i:\b(?:vitamin|hepatitis|hep|type|group|grade|class|stage|zone|level|phase|factor|"
+                                  r"lead|appendix|plan|option|section|part|schedule|figure|table|annex|list|category|"
+                                  r"tier|step|ward|bay|bed|room|block|wing|floor|unit)\s+)$")
+# a nickname in quotes or brackets right after a found name: 'Renee ("Nay-Nay")', 'Oluwatoyin ("Toyin")'
+NICKNAME = regex.compile(r"[ \t]*\(?[ \t]*[\"“‘']([\p{Lu}][\p{L}'’\-]{1,20}(?:[ \t][\p{Lu}][\p{L}'’\-]+)?)[\"”’']\)?")
 # "Okafor, Chidi E." / "HALVORSEN, INGRID" at the start of a line (or after Patient:/Re:)
 HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+|(?i:note|summary|record)[ \t]+)(\p{{Lu}}[\p{{L}}'’\-]+(?:[ \t]\p{{Lu}}[\p{{L}}'’\-]+)?),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
 # compound given names after a surname-first header: "Jiménez Ortega, María José", "NGUYEN, Thi Mai"
@@ -85,6 +103,9 @@ APPOSITION = regex.compile(r",?\s*(?:\d{1,3}\s*(?:[MF]\b|y/?o\b|yo\b|years?\b|yr
 LETTER_WORDS = frozenset("Best Thanks Regards Cheers Sincerely Yours Hi Hello Dear Yes No Okay Also However Otherwise "
                          "Then Again Today Overnight Findings Impression Plan Assessment Colleague Colleagues Sir Madam "
                          "All Team Doctor Everyone".split())
+ROLE_TITLES = frozenset("Consultant Registrar Surgeon Pharmacist Secretary Midwife Physiotherapist Nurse Specialist "
+                        "Senior Junior Charge Staff Clinical Medical Nursing Ward Practice".split())
+ROLE_ENDING = regex.compile(r"(?:ologist|iatrist|ician|ographer|therapist|ist|eon)$")
 SENTENCE_START = regex.compile(r"(?:^|[.!?:;\"“(—\-•*]\s*|\n\s*)$")
 
 
@@ -113,7 +134,7 @@ def _lowercase_elsewhere(text: str, tok: str) -> bool:
 # shapes of terms, never names: "C-reactive", "B-cell", "FDG-avid", "HER2-positive" (a letter or an acronym, a
 # hyphen, a lower-case word); coagulation factors
 # "Xa", "IXa", "VIIa"; a genus before "sp."/"spp." ("Nocardia spp.")
-TERM_SHAPE = regex.compile(r"^(?:\p{Lu}-\p{Ll}|\p{Lu}{2,}\d*-\p{Ll}|(?:X{0,1}I{0,3}V?I{0,3}|IX|XI{1,3})a$)")
+TERM_SHAPE = regex.compile(r"^(?:\p{L}+-Nr\.?$|\p{Lu}-\p{Ll}|\p{Lu}{2,}\d*-\p{Ll}|(?:X{0,1}I{0,3}V?I{0,3}|IX|XI{1,3})a$)")
 SPECIES_AFTER = regex.compile(r"\s+spp?\.")
 # a lower-case clinical noun right after a capitalised word makes it a term: "Kidney function tests", "Plain x-ray",
 # "Rectal examination" (a person's name is not followed by these)
@@ -139,6 +160,34 @@ def _odd_case(tok: str) -> bool:
 # then a person (the facility recognizer owns the part up to the kind word)
 FACILITY_KIND_WORDS = frozenset("Hospital Hospice Clinic Infirmary Practice Surgery Centre Center Lodge Manor Trust "
                                 "Pharmacy Unit Ward".split())
+
+
+# German capitalises every noun: in a German note a capitalised everyday German word ("Becken", "Befund") or a
+# noun/adjective by its ending ("Zuweiserin", "Diagnostische", "Radiologie") is no name without a cue; a census
+# name ("Weber", "Fischer") or a rare surname ("Obermaier") still scores
+GERMAN_FUNCTION_WORDS = regex.compile(r"(?<![\p{L}])(?:und|der|das|mit|für|bei|nach|kein(?:e|en|er)?|nicht|ist|wurde|von|zur|zum|im|ohne|dem|eine|einer|"
+                                   r"über|unter|auf|aus|sowie|bzw|geb|unauffällig|links|rechts)(?![\p{L}])")
+GERMAN_ENDINGS = ("ung", "ungen", "heit", "keit", "schaft", "erin", "isch", "ische", "ischen", "isches", "ischer", "logie",
+                  "ie", "tät", "nahme", "mittel")
+
+
+def _is_german(text: str) -> bool:
+    return len(GERMAN_FUNCTION_WORDS.findall(text)) >= max(3, len(text) // 400)
+
+
+def _german_noun(tok: str) -> bool:
+    from wordfreq import zipf_frequency
+
+    t = tok.strip(".,;:()/")
+    first, last = L.census()
+    if t in first or t in last:
+        return False
+    low = t.lower()
+    if zipf_frequency(low, "de") >= 3.0 or low.endswith(GERMAN_ENDINGS):
+        return True
+    # a compound whose head is an everyday German noun: "Harnblase" (Blase), "Laborkontrolle" (Kontrolle)
+    # (a head of six letters or more: shorter ones are surnames as often as nouns, "-maier", "-moser")
+    return len(low) >= 9 and any(zipf_frequency(low[k:], "de") >= 3.5 for k in range(2, len(low) - 5))
 
 
 class _Piece:
@@ -174,6 +223,7 @@ class StatisticalNameRecognizer(RegexRecognizer):
         super().__init__(["NAME", "LOCATION"], "statistical_names")
 
     def spans(self, text):
+        german = _is_german(text)
         for m in _runs(text):
             toks = [t for t in m.group(0).split() if len(t.strip(".")) > 1]
             if not toks or all(t in N.NOT_NAMES for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
@@ -192,12 +242,14 @@ class StatisticalNameRecognizer(RegexRecognizer):
             start, end = m.start() + words[0].start(), m.start() + words[-1].end()
             toks = [w.group(0) for w in words]
             initial = bool(SENTENCE_START.search(text[max(0, start - 3):start])) or start == 0
+            if regex.search(r"(?i:\bward)[ \t]+$", text[max(0, start - 8):start]):
+                continue   # "Ward Enfys", "ward Kowhai": wards are named, and the name locates no person
             if any(_odd_case(t) for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
                 continue
             first, last = L.census()
             if all(_lowercase_elsewhere(text, t) and t not in first and t not in last for t in toks):
                 continue
-            scores = [0.0 if _clinical_shape(t, strong_only=not initial) else L.name_score(t)
+            scores = [0.0 if _clinical_shape(t, strong_only=not initial) or (german and _german_noun(t)) else L.name_score(t)
                       for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
             if not scores or max(scores) == 0:
                 continue
@@ -240,6 +292,19 @@ class StatisticalNameRecognizer(RegexRecognizer):
                     if L.zipf(keep[0]) < L.COMMON_WORD_ZIPF or L.name_score(keep[0]) > 0 or \
                             keep[0] in first_names or regex.fullmatch(r"\p{Lu}\.", keep[0]):
                         yield s, s + len(" ".join(keep)), "NAME", 0.75
+        for m in LOWER_RELATION.finditer(text):
+            t = m.group(1)
+            if L.zipf(t) < 3.5 and not L.is_clinical(t.capitalize()) and not regex.search(r"(?:s|ed|ing|ly)$", t) and \
+                    not _clinical_shape(t.capitalize(), strong_only=True):
+                yield m.start(1), m.end(1), "NAME", 0.65
+        for m in INITIAL_ANY.finditer(text):
+            surname = m.group(1).split(".")[-1].strip()
+            if surname in N.NOT_NAMES or L.is_clinical(surname) or _clinical_shape(surname, strong_only=True) or \
+                    surname.isupper() or NOT_AFTER_INITIAL.search(text[max(0, m.start() - 12):m.start()]):
+                continue
+            role = bool(ROLE_BEFORE.search(text[max(0, m.start() - 10):m.start()]))
+            if L.name_score(surname) >= (0.2 if role else 0.6) and not EPONYM_AFTER.match(text, m.end(1)):
+                yield m.start(1), m.end(1), "NAME", 0.7
         for m in HEADER.finditer(text):
             a, b = m.group(1).split()[-1], m.group(2)   # "Jiménez Ortega, María": judge the token before the comma
             if _clinical_shape(a, strong_only=True) or CLINICAL_HEAD.match(a):
@@ -250,10 +315,13 @@ class StatisticalNameRecognizer(RegexRecognizer):
             common = [not t.isupper() and L.zipf(t) >= L.COMMON_WORD_ZIPF for t in (a, b)]
             if a.capitalize() in LETTER_WORDS or any(common) and L.name_score(b if common[0] else a) < 0.6:
                 continue
+            role = regex.match(r" (\p{L}{2,})", text[m.end(2):])
+            if role and (role.group(1) in ROLE_TITLES or ROLE_ENDING.search(role.group(1))):
+                continue   # "Deepika Rao, Clinical Pharmacist": a signature with a role, not "Surname, Given"
             if not any(t in N.NOT_NAMES or L.is_clinical(t) for t in (a, b)) and \
                     (L.name_score(a.capitalize()) >= 0.2 or L.name_score(b.capitalize()) >= 0.2):
                 yield m.start(1), m.end(1), "NAME", 0.8
-                yield m.start(2), m.end(2), "NAME", 0.8
+                yield m.start(2), m.end(), "NAME", 0.8   # with the middle initial: "WASHINGTON-BELL, Loretta J."
                 more = HEADER_GIVEN_MORE.match(text, m.end(2))
                 # a second given name may be an everyday or eponym word when it is a given name ("Ingeborg Marie",
                 # "Ann Grace"): in a surname-first header the slot after the given name is a name
@@ -297,8 +365,9 @@ def propagate_names(text: str, spans: list) -> list[RecognizerResult]:
     """Every other occurrence of a name token already found, in any case ("OKAFOR", "jamal"); a token
     that is also an everyday word ("Will", "Grace") is propagated only in its capitalised form."""
     tokens = set()
+    spans = list(spans) + nicknames(text, spans)
     for s in spans:
-        if s.entity == "NAME":
+        if s.entity in ("NAME", "NICK"):
             found = regex.findall(r"\p{L}[\p{L}'’\-]*\p{L}", text[s.start:s.end])
             for i, t in enumerate(found):
                 t = t.strip("'’")
@@ -319,7 +388,20 @@ def propagate_names(text: str, spans: list) -> list[RecognizerResult]:
                 continue   # "Dr. Wells" found; "Wells 2" and "Wells score" stay
             p = PARTICLE_BEFORE.search(text[max(0, m.start() - 5):m.start()])
             out.append(RecognizerResult("NAME", m.start() - (len(p.group(0)) if p else 0), m.end(), 0.6))
-    return out + _surname_after(text, spans + [_Span(r.start, r.end) for r in out])
+    nicks = [RecognizerResult("NAME", s.start, s.end, 0.7) for s in spans if isinstance(s, _Span) and s.entity == "NICK"]
+    return out + nicks + _surname_after(text, spans + [_Span(r.start, r.end) for r in out])
+
+
+def nicknames(text: str, spans: list) -> list:
+    """'Renee ("Nay-Nay")', 'Jesús ("Chuy")': a quoted word right after a found name is what the person is called."""
+    out = []
+    for s in spans:
+        if s.entity != "NAME":
+            continue
+        m = NICKNAME.match(text, s.end)
+        if m and m.group(1) not in N.NOT_NAMES and not L.is_clinical(m.group(1)):
+            out.append(_Span(m.start(1), m.end(1), "NICK"))
+    return out
 
 
 class _Span:
