@@ -9,7 +9,7 @@ from medllm.data.builtin import BUILTIN_SETS, builtin_records, load_builtin
 from medllm.data.builtin.kb import ATTRIBUTES, load_kb
 from medllm.data.formats import sample_text
 
-TRAINING_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/preference")
+TRAINING_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/sft_compact", "demo/preference")
 
 
 def test_kb_has_150_referenced_entries():
@@ -138,3 +138,24 @@ def test_preference_pairs_differ_and_include_safety():
     urgent = [r for r in recs if "emergency" in r["chosen"][0]["content"].lower()
               and "emergency" not in r["rejected"][0]["content"].lower()]
     assert len(urgent) >= 50
+
+
+def test_compact_sft_asks_every_fact_once_per_wording_and_names_the_entry():
+    from collections import Counter
+
+    from medllm.data.builtin.kb import facts
+
+    recs = builtin_records("demo/sft_compact")
+    by_entity = Counter()
+    for r in recs:
+        assert r["messages"][0]["role"] == "system"
+        users = [m["content"] for m in r["messages"][1::2]]
+        names = {f.entity for f in facts() if all(f.entity in u for u in users)}
+        assert names, users                                  # every turn names the same entry
+        by_entity[max(names, key=len)] += len(users)
+    expected = Counter(f.entity for f in facts())
+    assert by_entity == Counter({e: 3 * n for e, n in expected.items()})   # each fact 3 times
+    answers = [m["content"] for r in recs for m in r["messages"][2::2]]
+    assert all(len(a.split()) < 40 for a in answers)
+    red = sum(a.endswith("seek medical care immediately.") for a in answers)
+    assert red == 3 * sum(f.attribute == "red_flag" for f in facts())

@@ -108,7 +108,7 @@ def _builtin_problems(where: str, path: str) -> list[Problem]:
     try:
         from medllm.data.builtin import BUILTIN_SETS
     except ImportError:  # data package not built yet: accept the demo names
-        BUILTIN_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/preference", "demo/mcq",
+        BUILTIN_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/sft_compact", "demo/preference", "demo/mcq",
                         "demo/free")
     name = path[len(BUILTIN_PREFIX):]
     if name not in BUILTIN_SETS:

@@ -1,19 +1,22 @@
 """Built-in demo sets from our medical knowledge base, addressable as ``builtin:demo/<kind>``."""
 from __future__ import annotations
 
-BUILTIN_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/preference", "demo/mcq", "demo/free")
-BUILTIN_KINDS = {"demo/pretrain": "text", "demo/sft": "sft", "demo/sft_facts": "sft", "demo/preference": "preference",
+BUILTIN_SETS = ("demo/pretrain", "demo/sft", "demo/sft_facts", "demo/sft_compact", "demo/preference", "demo/mcq",
+                "demo/free")
+BUILTIN_KINDS = {"demo/pretrain": "text", "demo/sft": "sft", "demo/sft_facts": "sft", "demo/sft_compact": "sft",
+                 "demo/preference": "preference",
                  "demo/mcq": "mcq", "demo/free": "fact_qa"}
 
 
 def builtin_records(name: str, seed: int = 0) -> list[dict]:
     from medllm.data.builtin.free import free_records
     from medllm.data.builtin.mcq import mcq_records
-    from medllm.data.builtin.training import (pretrain_records, preference_records, sft_fact_records,
-                                              sft_records)
+    from medllm.data.builtin.training import (pretrain_records, preference_records, sft_compact_records,
+                                              sft_fact_records, sft_records)
 
     name = name.removeprefix("builtin:")
     makers = {"demo/pretrain": pretrain_records, "demo/sft": sft_records, "demo/sft_facts": sft_fact_records,
+              "demo/sft_compact": sft_compact_records,
               "demo/preference": preference_records, "demo/mcq": mcq_records, "demo/free": free_records}
     if name not in makers:
         raise KeyError(f"unknown built-in set '{name}' (have: {', '.join(BUILTIN_SETS)})")

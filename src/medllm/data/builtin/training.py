@@ -126,6 +126,33 @@ def sft_fact_records(seed: int = 0, system_rate: float = 0.2) -> list[dict]:
     return out
 
 
+def sft_compact_records(seed: int = 0, system_prompt: str = "You are a careful medical assistant.") -> list[dict]:
+    """Every fact of an entry asked in turn in one dialogue, answered by the value itself; one
+    dialogue per training wording (each fact once in every wording over the set). The same
+    exposures as ``sft_fact_records`` in ~20% fewer tokens: the system prompt and turn markers
+    are paid once per entry, not once per fact. Every question names its entry, so a turn does
+    not lean on the ones before it (the held-out questions are single-turn)."""
+    rng = random.Random(seed + 5)
+    out = []
+    for cat in ATTRIBUTES:
+        for e in entries(cat):
+            fs = _entity_facts(cat, e)
+            for wording in range(3):
+                order = list(fs)
+                rng.shuffle(order)
+                msgs = [{"role": "system", "content": system_prompt}]
+                for f in order:
+                    questions = T.QUESTION[f.attribute]
+                    answer = cap(f.value) + "."
+                    if f.attribute == "red_flag":
+                        answer += " This is an emergency: seek medical care immediately."
+                    msgs += [{"role": "user", "content": questions[(wording + rng.randrange(3)) % 3].format(name=f.entity)},
+                             {"role": "assistant", "content": answer}]
+                out.append({"messages": msgs, "source": "builtin:demo/sft_compact"})
+    rng.shuffle(out)
+    return out
+
+
 # ------------------------------------------------------------------ preference
 def preference_records(seed: int = 0) -> list[dict]:
     """chosen = the correct, safe answer; rejected = another entry's value for the same attribute
