@@ -8,12 +8,14 @@ hyper-parameters (full fine-tuning, lr 2e-5, linear schedule, batch 8). ``--meth
 also runs LoRA (r 16, alpha 32, dropout 0.05, all linear layers) on both sides, TRL through its
 ``peft_config``, both at lr 2e-4 (TRL's 2e-5 default barely moves an adapter in 15 steps).
 Side ``ours-nofit`` is medllm with ``cpu_memory_gb: 0`` (the recipe's 8-row micro-batch kept,
-no automatic micro-batching): the A/B of that lever.
+no automatic micro-batching): the A/B of that lever. Side ``ours-static`` keeps the static
+micro-batch that ``memory_fit`` sizes for ``max_seq_len``-long rows (no splitting of only the
+batches that do not fit, ``train.causal._split_batches`` switched off): the A/B of that lever.
 
 Each side runs in its own subprocess (peak RSS is per side), back to back, with the load
 average recorded around each. Final loss is compared two ways: mean training loss of the
 last 5 steps, and held-out loss of both final models on the same 32 samples computed by
-one function. Writes bench/results/train_throughput.json.
+one function. Writes bench/results/train_throughput-<date>-<time>.json.
 
     .venv/bin/python bench/train_throughput.py [--steps 15] [--order ours,trl] [--methods full,lora]
 """
@@ -73,8 +75,13 @@ LORA = {"method": "lora", "r": 16, "alpha": 32, "dropout": 0.05}
 LORA_LR = 2e-4
 
 
-def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True) -> dict:
+def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, split: bool = True) -> dict:
     from datasets import Dataset
+
+    if not split:
+        import medllm.train.causal as causal
+
+        causal._split_batches = lambda ctx: None
 
     from medllm.config.train import SFTStage
     from medllm.models import load_causal_lm
@@ -95,6 +102,7 @@ def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True) -> 
     return {"tokens": m["tokens"], "seconds": m["seconds"], "tokens_per_s": m["tokens"] / m["seconds"],
             "final_train_loss_last5": sum(losses[-5:]) / len(losses[-5:]), "loss_history": losses,
             "micro_batch": m.get("micro_batch", BATCH), "grad_accum": m.get("grad_accum", 1),
+            "forwards": m.get("forwards"), "forward_rows_max": m.get("forward_rows_max"),
             "held_out_loss": held_out_loss(model, tok, held)}
 
 
@@ -137,7 +145,7 @@ def child(side: str, method: str, steps: int, out: Path, result: Path) -> None:
     if side == "trl":
         data = side_trl(steps, out, method)
     else:
-        data = side_ours(steps, out, method, fit=side != "ours-nofit")
+        data = side_ours(steps, out, method, fit=side != "ours-nofit", split=side != "ours-static")
     data["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data["loadavg_before"], data["loadavg_after"] = load_before, os.getloadavg()
     result.write_text(json.dumps(data))
@@ -154,7 +162,8 @@ def _compare(ours: dict, trl: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-nofit")
+    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-nofit, ours-static "
+                    "(a side named twice is kept as name, name#2, ...: bracket the noisy machine)")
     ap.add_argument("--methods", default="full")
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--method", default="full", help=argparse.SUPPRESS)
@@ -170,19 +179,21 @@ def main() -> None:
         for method in a.methods.split(","):
             results = {}
             for side in sides:
-                res = Path(tmp) / f"{side}-{method}.json"
+                key = side if side not in results else f"{side}#{sum(k.split('#')[0] == side for k in results) + 1}"
+                res = Path(tmp) / f"{key}-{method}.json"
                 subprocess.run([sys.executable, __file__, "--side", side, "--method", method, "--steps",
                                 str(a.steps), "--out", tmp, "--result", str(res)], check=True)
-                results[side] = json.loads(res.read_text())
-                print(method, side, {k: v for k, v in results[side].items() if k != "loss_history"}, flush=True)
+                results[key] = json.loads(res.read_text())
+                print(method, key, {k: v for k, v in results[key].items() if k != "loss_history"}, flush=True)
             block = {"sides": results}
             if "ours" in results and "trl" in results:
                 block.update(_compare(results["ours"], results["trl"]))
-            if "ours-nofit" in results and "trl" in results:
-                block["nofit_vs_trl"] = _compare(results["ours-nofit"], results["trl"])
+            for key in results:
+                if key not in ("ours", "trl") and "trl" in results:
+                    block[f"{key}_vs_trl"] = _compare(results[key], results["trl"])
             summary[method] = block
     summary["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    out = REPO / "bench" / "results" / "train_throughput.json"
+    out = REPO / "bench" / "results" / f"train_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     print(json.dumps({m: {k: v for k, v in b.items() if k != "sides"} for m, b in summary.items()

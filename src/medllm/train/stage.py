@@ -176,6 +176,8 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
     metrics["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     metrics["world_size"] = trainer.accelerator.num_processes
     metrics.update(ctx.memory_plan)
+    if getattr(trainer, "forwards", 0):
+        metrics.update(forwards=trainer.forwards, forward_rows_max=trainer.forward_rows_max)
     # from the trainer state, which a resumed run restores from its checkpoint
     logs = trainer.state.log_history
     hist.train = [(h["step"], float(h["loss"])) for h in logs if "loss" in h]
