@@ -106,3 +106,29 @@ def test_a_packed_batch_has_the_loss_of_the_same_rows_padded(tmp_path):
     packed = _stage_losses(tmp_path, "packed", rows, cpu_memory_gb=0, packing=True)
     x, y = padded["loss_history"][0][1], packed["loss_history"][0][1]
     assert abs(x - y) <= 1e-4 * max(1.0, abs(x)), (x, y)
+
+
+def test_narrow_cpu_batches_run_eager_attention_with_the_sdpa_losses(tmp_path, monkeypatch):
+    """CPU SDPA's backward is slow on short rows; narrow padded pieces switch to eager attention
+    for their step only, and train exactly as SDPA does."""
+    import medllm.train.fast_lm as fast_lm
+
+    seen = []
+    real_eager = fast_lm.use_eager_attention
+
+    def spy(piece, max_width, cfg):
+        used = real_eager(piece, max_width, cfg)
+        seen.append((used, getattr(cfg, "_attn_implementation", None)))
+        return used
+
+    monkeypatch.setattr(fast_lm, "use_eager_attention", spy)
+    rows = _varied_rows()
+    eager = _stage_losses(tmp_path, "eager", rows, cpu_memory_gb=0)
+    assert seen and all(used and impl == "sdpa" for used, impl in seen)   # sdpa restored after each step
+    monkeypatch.setattr(fast_lm.FastCausalLMTrainer, "eager_attention_max_width", 0)
+    seen.clear()
+    sdpa = _stage_losses(tmp_path, "sdpa", rows, cpu_memory_gb=0)
+    assert seen and not any(used for used, _ in seen)
+    a = [x[1] for x in eager["loss_history"]]
+    b = [x[1] for x in sdpa["loss_history"]]
+    assert all(abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)

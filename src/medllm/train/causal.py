@@ -51,7 +51,10 @@ def _split_batches(ctx: StageContext):
     plan = ctx.memory_plan
     if not plan.get("micro_batch") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return None
-    fits = forward_fits(ctx.name, ctx.cfg, ctx.base_model, plan["memory_budget_gb"])
+    from medllm.train.fast_lm import EAGER_ATTENTION_MAX_WIDTH
+
+    fits = forward_fits(ctx.name, ctx.cfg, ctx.base_model, plan["memory_budget_gb"],
+                        eager_max_width=EAGER_ATTENTION_MAX_WIDTH)
     if fits is None:
         return None
     ctx.cfg = ctx.cfg.model_copy(update={"batch_size": plan["batch_size_configured"],

@@ -102,10 +102,15 @@ def fit_stage(name: str, stage, base_model, *, budget_gb: float | None = None, o
     return new, info
 
 
-def forward_fits(name: str, stage, base_model, budget_gb: float):
+EAGER_SCORE_BYTES = 10   # per attention score kept by eager attention: bf16 scores, fp32 softmax, bf16 probs
+
+
+def forward_fits(name: str, stage, base_model, budget_gb: float, eager_max_width: int = 0):
     """``fits(rows, width) -> bool``: whether one forward/backward of ``rows`` padded rows of
     ``width`` tokens stays within ``budget_gb`` by the same estimate ``fit_stage`` uses (with the
-    stage's fitted activation checkpointing); None when the model's shape is unknown."""
+    stage's fitted activation checkpointing), plus the [heads x width x width] scores per row and
+    layer that eager attention keeps where pieces up to ``eager_max_width`` run it
+    (``train.fast_lm``); None when the model's shape is unknown."""
     from functools import lru_cache
 
     try:
@@ -117,7 +122,11 @@ def forward_fits(name: str, stage, base_model, budget_gb: float):
     @lru_cache(maxsize=4096)
     def fits(rows: int, width: int) -> bool:
         cand = stage.model_copy(update={"batch_size": max(1, int(rows)), "max_seq_len": max(1, int(width))})
-        return estimate_gb(name, cand, shape) <= room
+        scores = 0.0
+        if width <= eager_max_width:
+            kept = 1 if stage.gradient_checkpointing else shape.layers
+            scores = rows * shape.heads * width * width * EAGER_SCORE_BYTES * kept / 1e9
+        return estimate_gb(name, cand, shape) + scores <= room
 
     return fits
 
