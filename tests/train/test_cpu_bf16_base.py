@@ -12,8 +12,12 @@ from medllm.models import cpu_supports_bf16
 pytestmark = pytest.mark.skipif(not cpu_supports_bf16(), reason="needs a CPU with native bf16 (autocast)")
 
 
-def test_lora_trains_on_a_bf16_base_and_merges_into_the_fp32_weights(tmp_path, sft_ds):
+def test_lora_trains_on_a_bf16_base_and_merges_into_the_fp32_weights(tmp_path, sft_ds, monkeypatch):
     from safetensors.torch import load_file
+
+    import medllm.train.base as base
+
+    monkeypatch.setattr(base, "CPU_BF16_FROZEN_BASE", True)   # the switch under test (off by default)
 
     from medllm.config.train import SFTStage
     from medllm.models import load_causal_lm

@@ -6,8 +6,8 @@ Weights dtype (``model.dtype``; ``auto`` below) and the trainer's mixed precisio
 - GPU without bf16: fp16 frozen base for LoRA/QLoRA with fp16 autocast; fp32 master weights
   for full fine-tuning (fp16 AMP cannot step fp16 parameters).
 - CPU: fp32 master weights, bf16 autocast where the CPU has native bf16 (today's behaviour,
-  measured faster than pure bf16 on CPUs without AMX). LoRA on such a CPU: the frozen base in
-  bf16 (``CPU_BF16_FROZEN_BASE``), so autocast does not cast every base weight to bf16 again in
+  measured faster than pure bf16 on CPUs without AMX). LoRA on such a CPU can keep the frozen
+  base in bf16 (``CPU_BF16_FROZEN_BASE``, off by default until measured faster), so autocast does not cast every base weight to bf16 again in
   every forward; the adapters stay fp32 (PEFT's ``autocast_adapter_dtype``) and the stage's
   lineage stays fp32, so the merge folds the fp32 adapter into the fp32 base.
 
@@ -19,7 +19,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-CPU_BF16_FROZEN_BASE = True   # measured in bench/train_throughput.py (docs/training.md)
+CPU_BF16_FROZEN_BASE = False  # off until its A/B (bench side ours-fp32base) supports it: docs/training.md
 
 
 def model_config(ctx):
