@@ -8,12 +8,19 @@ hyper-parameters (full fine-tuning, lr 2e-5, linear schedule, batch 8). ``--meth
 also runs LoRA (r 16, alpha 32, dropout 0.05, all linear layers) on both sides, TRL through its
 ``peft_config``, both at lr 2e-4 (TRL's 2e-5 default barely moves an adapter in 15 steps).
 Side ``ours-nofit`` is medllm with ``cpu_memory_gb: 0`` (the recipe's 8-row micro-batch kept,
-no automatic micro-batching): the A/B of that lever.
+no automatic micro-batching): the A/B of that lever. Side ``ours-static`` keeps the static
+micro-batch that ``memory_fit`` sizes for ``max_seq_len``-long rows (no splitting of only the
+batches that do not fit, ``train.causal._split_batches`` switched off): the A/B of that lever.
+Side ``ours-fp32base`` is LoRA with the recipe's ``model.dtype: float32`` (fp32 frozen base cast
+under autocast in every forward, the former CPU default): the A/B of the bf16 frozen base.
+Side ``ours-compile`` compiles every decoder layer with ``torch.compile(dynamic=True)``
+(inductor); every ours side records the seconds of each forward/backward call
+(``call_seconds``), so compile time shows as the excess of the first calls.
 
 Each side runs in its own subprocess (peak RSS is per side), back to back, with the load
 average recorded around each. Final loss is compared two ways: mean training loss of the
 last 5 steps, and held-out loss of both final models on the same 32 samples computed by
-one function. Writes bench/results/train_throughput.json.
+one function. Writes bench/results/train_throughput-<date>-<time>.json.
 
     .venv/bin/python bench/train_throughput.py [--steps 15] [--order ours,trl] [--methods full,lora]
 """
@@ -73,8 +80,41 @@ LORA = {"method": "lora", "r": 16, "alpha": 32, "dropout": 0.05}
 LORA_LR = 2e-4
 
 
-def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True) -> dict:
+def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, split: bool = True,
+              fp32_base: bool = False, compile_layers: bool = False) -> dict:
+    from types import SimpleNamespace
+
     from datasets import Dataset
+
+    import medllm.train.causal as causal
+    from medllm.config.model import ModelConfig
+    from medllm.train.fast_lm import FastCausalLMTrainer
+
+    if not split:
+        causal._split_batches = lambda ctx: None
+    if compile_layers:
+        load = causal.load_policy
+
+        def load_compiled(ctx):
+            model, tok, context = load(ctx)
+            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+            for layer in inner.model.layers:
+                layer.compile(dynamic=True)
+            return model, tok, context
+
+        causal.load_policy = load_compiled
+    call_seconds: list[float] = []
+    step = FastCausalLMTrainer.training_step
+
+    def timed_step(self, *a, **kw):
+        t = time.perf_counter()
+        try:
+            return step(self, *a, **kw)
+        finally:
+            call_seconds.append(round(time.perf_counter() - t, 3))
+
+    FastCausalLMTrainer.training_step = timed_step
+    recipe = SimpleNamespace(model=ModelConfig(dtype="float32"), seed=42) if fp32_base else None
 
     from medllm.config.train import SFTStage
     from medllm.models import load_causal_lm
@@ -87,14 +127,16 @@ def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True) -> 
     stage = SFTStage(data=["bench"], adapter=LORA if lora else {"method": "full"}, lr=LORA_LR if lora else 2e-5,
                      lr_scheduler="linear", warmup_ratio=0.0, batch_size=BATCH, max_steps=steps, max_seq_len=1024,
                      log_every=1, **({} if fit else {"cpu_memory_gb": 0}))
-    res = run_stage("sft", stage, base_model=MODEL, datasets={"bench": ds}, out_dir=out / f"ours-{method}", seed=42,
-                    resume=False)
+    res = run_stage("sft", stage, recipe=recipe, base_model=MODEL, datasets={"bench": ds},
+                    out_dir=out / f"ours-{method}", seed=42, resume=False)
     m = res.metrics
     model, tok = load_causal_lm(res.model_dir, dtype="float32", for_training=True)
     losses = [x[1] for x in m["loss_history"]]
     return {"tokens": m["tokens"], "seconds": m["seconds"], "tokens_per_s": m["tokens"] / m["seconds"],
             "final_train_loss_last5": sum(losses[-5:]) / len(losses[-5:]), "loss_history": losses,
             "micro_batch": m.get("micro_batch", BATCH), "grad_accum": m.get("grad_accum", 1),
+            "forwards": m.get("forwards"), "forward_rows_max": m.get("forward_rows_max"),
+            "weights_dtype": m.get("weights_dtype"), "call_seconds": call_seconds,
             "held_out_loss": held_out_loss(model, tok, held)}
 
 
@@ -137,7 +179,8 @@ def child(side: str, method: str, steps: int, out: Path, result: Path) -> None:
     if side == "trl":
         data = side_trl(steps, out, method)
     else:
-        data = side_ours(steps, out, method, fit=side != "ours-nofit")
+        data = side_ours(steps, out, method, fit=side != "ours-nofit", split=side != "ours-static",
+                         fp32_base=side == "ours-fp32base", compile_layers=side == "ours-compile")
     data["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data["loadavg_before"], data["loadavg_after"] = load_before, os.getloadavg()
     result.write_text(json.dumps(data))
@@ -154,7 +197,8 @@ def _compare(ours: dict, trl: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-nofit")
+    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-nofit, ours-static "
+                    "(a side named twice is kept as name, name#2, ...: bracket the noisy machine)")
     ap.add_argument("--methods", default="full")
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--method", default="full", help=argparse.SUPPRESS)
@@ -170,19 +214,21 @@ def main() -> None:
         for method in a.methods.split(","):
             results = {}
             for side in sides:
-                res = Path(tmp) / f"{side}-{method}.json"
+                key = side if side not in results else f"{side}#{sum(k.split('#')[0] == side for k in results) + 1}"
+                res = Path(tmp) / f"{key}-{method}.json"
                 subprocess.run([sys.executable, __file__, "--side", side, "--method", method, "--steps",
                                 str(a.steps), "--out", tmp, "--result", str(res)], check=True)
-                results[side] = json.loads(res.read_text())
-                print(method, side, {k: v for k, v in results[side].items() if k != "loss_history"}, flush=True)
+                results[key] = json.loads(res.read_text())
+                print(method, key, {k: v for k, v in results[key].items() if k not in ("loss_history", "call_seconds")}, flush=True)
             block = {"sides": results}
             if "ours" in results and "trl" in results:
                 block.update(_compare(results["ours"], results["trl"]))
-            if "ours-nofit" in results and "trl" in results:
-                block["nofit_vs_trl"] = _compare(results["ours-nofit"], results["trl"])
+            for key in results:
+                if key not in ("ours", "trl") and "trl" in results:
+                    block[f"{key}_vs_trl"] = _compare(results[key], results["trl"])
             summary[method] = block
     summary["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    out = REPO / "bench" / "results" / "train_throughput.json"
+    out = REPO / "bench" / "results" / f"train_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     print(json.dumps({m: {k: v for k, v in b.items() if k != "sides"} for m, b in summary.items()

@@ -53,6 +53,7 @@ def main(model: str, method: str, batch: int, seq: int, budget: float, steps: in
     peak = rss_kb("VmHWM")
     m = res.metrics
     return {"micro_batch": m.get("micro_batch"), "grad_accum": m.get("grad_accum"),
+            "forward_rows_max": m.get("forward_rows_max") or m.get("micro_batch"),
             "estimate_gb": m.get("plan_estimate_gb", CPU_RUNTIME_GB) - CPU_RUNTIME_GB, "delta_gb": (peak - baseline) / 1e6,
             "tokens": m.get("tokens"), "baseline_gb": baseline / 1e6}
 

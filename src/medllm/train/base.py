@@ -6,7 +6,10 @@ Weights dtype (``model.dtype``; ``auto`` below) and the trainer's mixed precisio
 - GPU without bf16: fp16 frozen base for LoRA/QLoRA with fp16 autocast; fp32 master weights
   for full fine-tuning (fp16 AMP cannot step fp16 parameters).
 - CPU: fp32 master weights, bf16 autocast where the CPU has native bf16 (today's behaviour,
-  measured faster than pure bf16 on CPUs without AMX).
+  measured faster than pure bf16 on CPUs without AMX). LoRA on such a CPU can keep the frozen
+  base in bf16 (``CPU_BF16_FROZEN_BASE``, off by default until measured faster), so autocast does not cast every base weight to bf16 again in
+  every forward; the adapters stay fp32 (PEFT's ``autocast_adapter_dtype``) and the stage's
+  lineage stays fp32, so the merge folds the fp32 adapter into the fp32 base.
 
 The model is left where it loaded: the Trainer/accelerate puts it on each rank's own device
 (a QLoRA base is placed at load time, on ``cuda:LOCAL_RANK``)."""
@@ -15,6 +18,8 @@ from __future__ import annotations
 import logging
 
 log = logging.getLogger(__name__)
+
+CPU_BF16_FROZEN_BASE = False  # off until its A/B (bench side ours-fp32base) supports it: docs/training.md
 
 
 def model_config(ctx):
@@ -73,12 +78,16 @@ def load_start_model(ctx, *, gradient_checkpointing: bool = False):
 
     mcfg, method = model_config(ctx), ctx.cfg.adapter.method
     dtype = training_dtype(mcfg.dtype, method, ctx.cfg.bf16)
+    lineage = dtype
     if method == "qlora" and mcfg.dtype == "auto" and dtype == torch.float32 and cpu_supports_bf16():
-        dtype = torch.bfloat16  # 4-bit matmuls compute in bf16 where it is native
+        dtype = lineage = torch.bfloat16  # 4-bit matmuls compute in bf16 where it is native
+    if (method == "lora" and mcfg.dtype == "auto" and dtype == torch.float32 and CPU_BF16_FROZEN_BASE
+            and _cpu_autocast_bf16(ctx)):
+        dtype = torch.bfloat16  # frozen base only: no per-forward fp32 -> bf16 weight casts
     model, tok = load_causal_lm(ctx.base_model, dtype=dtype_name(dtype), device=None, for_training=True,
                                 chat_template=mcfg.chat_template, max_seq_len=mcfg.max_seq_len,
                                 quantize="nf4" if method == "qlora" else None)
-    ctx.weights_dtype = dtype
+    ctx.weights_dtype, ctx.lineage_dtype = dtype, lineage
     model.config.use_cache = False
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
@@ -90,6 +99,13 @@ def load_start_model(ctx, *, gradient_checkpointing: bool = False):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return model, tok
+
+
+def _cpu_autocast_bf16(ctx) -> bool:
+    from medllm.models.hardware import accelerator
+    from medllm.train.stage import use_bf16
+
+    return accelerator() != "cuda" and use_bf16(ctx.cfg)
 
 
 def context_length(model, ctx) -> int | None:

@@ -27,6 +27,7 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
     class Trainer(CompleteCheckpointMixin, FastCausalLMTrainer):
         pass
 
+    fits = _split_batches(ctx)
     # Length-grouped batches keep padding small; packed rows are already padding-free.
     args = training_args(ctx, has_eval=eval_rows is not None,
                          train_sampling_strategy="group_by_length" if ctx.cfg.length_grouping and not packed
@@ -35,4 +36,28 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
     trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
                       data_collator=CausalCollator(tok.pad_token_id, packed=packed), processing_class=tok,
                       callbacks=cbs)
+    trainer.forward_fits = fits
     return fit(ctx, trainer, hist)
+
+
+def _split_batches(ctx: StageContext):
+    """On one CPU process whose micro-batch ``memory_fit`` shrank for ``max_seq_len``-long rows:
+    go back to the configured batch and let the trainer split only the batches that really do
+    not fit (``fast_lm.split_to_fit``). Returns the ``fits(rows, width)`` check, or None."""
+    import os
+
+    from medllm.train.memory_fit import forward_fits
+
+    plan = ctx.memory_plan
+    if not plan.get("micro_batch") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    from medllm.train.fast_lm import EAGER_ATTENTION_MAX_WIDTH
+
+    fits = forward_fits(ctx.name, ctx.cfg, ctx.base_model, plan["memory_budget_gb"],
+                        eager_max_width=EAGER_ATTENTION_MAX_WIDTH)
+    if fits is None:
+        return None
+    ctx.cfg = ctx.cfg.model_copy(update={"batch_size": plan["batch_size_configured"],
+                                         "grad_accum": plan["grad_accum_configured"]})
+    plan.update(micro_batch=ctx.cfg.batch_size, grad_accum=ctx.cfg.grad_accum, split_to_fit=True)
+    return fits

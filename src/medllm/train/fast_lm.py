@@ -15,6 +15,17 @@ three CPU-motivated changes, all measured (bench/train_throughput.py):
   (one row, ``position_ids`` restarting per sample, so transformers builds a
   block-diagonal mask and samples never attend to each other).
 
+* a batch that the memory budget cannot hold in one forward is split, when it arrives, into
+  forwards the plan's estimate admits (``forward_fits``, single process only: under DDP every
+  backward would all-reduce), rows sorted by length so each piece is padded only to its own
+  longest row; the gradients accumulate before the one optimizer step, the loss is unchanged.
+
+* on CPU, padded pieces up to ``eager_attention_max_width`` tokens wide run eager (matmul +
+  softmax) attention instead of SDPA: CPU SDPA's flash backward is slow on short rows (one
+  step of 8 x 160 tokens on SmolLM2-135M: 34 s with SDPA, 22 s eager, 2-core CPU under load,
+  docs/training.md). Eager keeps the [heads x width x width] scores for backward, which
+  ``memory_fit.forward_fits`` counts for such pieces.
+
 The loss is summed over target tokens and divided by the number of target tokens in the
 whole optimizer step (``num_items_in_batch``, counted by Trainer across accumulation and
 processes), so batch 8 x accum 1 == batch 1 x accum 8 == 2 processes x accum 4.
@@ -63,6 +74,80 @@ class CausalCollator:
         as_row = lambda xs: torch.tensor(xs, dtype=torch.long).unsqueeze(0)  # noqa: E731
         return {"input_ids": as_row(ids), "position_ids": as_row(pos), "labels": as_row(labels),
                 "shift_labels": as_row(shift)}
+
+
+EAGER_ATTENTION_MAX_WIDTH = 512
+
+
+def use_eager_attention(piece: dict, max_width: int, cfg) -> bool:
+    """A padded (not packed) piece no wider than ``max_width`` of a model on SDPA attention."""
+    return bool(max_width) and cfg is not None and getattr(cfg, "_attn_implementation", None) == "sdpa" \
+        and "attention_mask" in piece and piece["input_ids"].shape[-1] <= max_width
+
+
+class _attn_implementation:
+    def __init__(self, cfg, name: str):
+        self.cfg, self.name = cfg, name
+
+    def __enter__(self):
+        self.before = self.cfg._attn_implementation
+        self.cfg._attn_implementation = self.name
+
+    def __exit__(self, *exc):
+        self.cfg._attn_implementation = self.before
+
+
+def _rows(batch) -> int:
+    pos = batch.get("position_ids")
+    if "attention_mask" not in batch and pos is not None:
+        return int((pos == 0).sum())
+    return int(batch["input_ids"].shape[0])
+
+
+def split_to_fit(batch: dict, fits) -> list[dict]:
+    """``batch`` as pieces that each satisfy ``fits(rows, width)`` (one piece when it already
+    does). Padded batches: rows longest first, each piece cut to its own longest row. Packed
+    rows (``position_ids`` restarting at 0): runs of whole samples. A single row/sample that
+    does not fit is still one piece (the static plan made sure it fits)."""
+    if "attention_mask" not in batch and "position_ids" in batch:
+        return _split_packed(batch, fits)
+    mask = batch["attention_mask"]
+    rows, width = mask.shape
+    if fits(rows, width):
+        return [batch]
+    lengths = mask.sum(1)
+    order = torch.argsort(lengths, descending=True, stable=True).tolist()
+    groups, cur = [], []
+    for i in order:
+        if cur and not fits(len(cur) + 1, int(lengths[cur[0]])):
+            groups.append(cur)
+            cur = []
+        cur.append(i)
+    groups.append(cur)
+    out = []
+    for g in groups:
+        idx, w = torch.tensor(g), max(int(lengths[g[0]]), 1)
+        out.append({k: (v.index_select(0, idx)[:, :w] if torch.is_tensor(v) and v.dim() == 2 else v)
+                    for k, v in batch.items()})
+    return out
+
+
+def _split_packed(batch: dict, fits) -> list[dict]:
+    pos = batch["position_ids"][0]
+    total = pos.numel()
+    if fits(1, total):
+        return [batch]
+    starts = (pos == 0).nonzero().squeeze(-1).tolist() + [total]
+    cuts, a = [], 0
+    for k in range(len(starts) - 1):   # sample k spans starts[k]:starts[k+1]
+        if starts[k] > a and not fits(1, starts[k + 1] - a):
+            cuts.append(starts[k])
+            a = starts[k]
+    pieces, a = [], 0
+    for cut in cuts + [total]:
+        pieces.append({k: (v[:, a:cut] if torch.is_tensor(v) and v.dim() == 2 else v) for k, v in batch.items()})
+        a = cut
+    return pieces
 
 
 class _HeadSelection:
@@ -134,6 +219,8 @@ class FastCausalLMTrainer(Trainer):
     """``Trainer`` computing the causal-LM loss on target positions only (see module doc)."""
 
     head_chunk = 1024  # target positions per head/CE chunk
+    forward_fits = None  # (rows, width) -> bool from train.memory_fit: split batches that do not fit
+    eager_attention_max_width = EAGER_ATTENTION_MAX_WIDTH  # CPU, padded pieces: eager instead of SDPA; 0 = off
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -152,6 +239,31 @@ class FastCausalLMTrainer(Trainer):
         self.model_accepts_loss_kwargs = True  # our loss is normalised by num_items_in_batch
         self.tokens_seen = 0
         self.target_tokens_seen = 0
+        self.forwards = 0            # forward/backward passes run (more than batches when split)
+        self.forward_rows_max = 0    # most rows (padded) or samples (packed) in one forward
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        pieces = split_to_fit(inputs, self.forward_fits) if self.forward_fits is not None else [inputs]
+        if num_items_in_batch is None and len(pieces) > 1:   # normalise every piece by the whole batch
+            num_items_in_batch = int((inputs["shift_labels"] != IGNORE).sum())
+        total = None
+        for piece in pieces:
+            self.forwards += 1
+            self.forward_rows_max = max(self.forward_rows_max, _rows(piece))
+            with self._attention_for(piece):
+                loss = super().training_step(model, piece, num_items_in_batch)
+            total = loss if total is None else total + loss
+        return total
+
+    def _attention_for(self, piece):
+        """Eager attention for a narrow padded piece on CPU (see module doc), else unchanged."""
+        import contextlib
+
+        cfg = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        if (not use_eager_attention(piece, self.eager_attention_max_width, cfg)
+                or self.args.device.type != "cpu"):
+            return contextlib.nullcontext()
+        return _attn_implementation(cfg, "eager")
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         shift = inputs["shift_labels"].reshape(-1)

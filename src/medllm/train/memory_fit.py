@@ -7,9 +7,13 @@ for 8 x 768 tokens). Before a stage runs on a machine without CUDA, the largest 
 by the same factor: the optimizer step sees the same samples and, with the loss normalised by
 the step's target tokens (``train.fast_lm``), the same loss. Only when one sample per
 micro-batch still does not fit is activation checkpointing switched on (it costs a forward).
-Smaller micro-batches also compute fewer padded positions; their speed cost on CPU (per
-micro-batch weight casts, gradient accumulation) is not yet measured: bench/train_throughput.py's
-``ours-nofit`` side is that A/B.
+
+That static choice assumes every row is ``max_seq_len`` long. Real SFT rows are mostly far
+shorter (the bench's medalpaca rows: median 141 tokens, one of 120 at 1024), so a single
+process instead keeps the configured batch and splits each batch, when it arrives, into
+forwards whose (rows x width) the same estimate admits (``forward_fits``, applied by
+``train.fast_lm``): short batches run whole (big matmuls, no accumulation overhead), the
+one long batch runs in pieces, and the peak is the same bound as the static plan's.
 
 The budget is the stage's ``cpu_memory_gb`` (default 6 GB of RSS, 0 = keep the recipe's
 micro-batch), of which ``CPU_RUNTIME_GB`` is set aside for the Python / torch / tokenizer
@@ -98,4 +102,33 @@ def fit_stage(name: str, stage, base_model, *, budget_gb: float | None = None, o
     return new, info
 
 
-__all__ = ["CPU_RUNTIME_GB", "DEFAULT_CPU_BUDGET_GB", "estimate_gb", "fit_stage"]
+EAGER_SCORE_BYTES = 10   # per attention score kept by eager attention: bf16 scores, fp32 softmax, bf16 probs
+
+
+def forward_fits(name: str, stage, base_model, budget_gb: float, eager_max_width: int = 0):
+    """``fits(rows, width) -> bool``: whether one forward/backward of ``rows`` padded rows of
+    ``width`` tokens stays within ``budget_gb`` by the same estimate ``fit_stage`` uses (with the
+    stage's fitted activation checkpointing), plus the [heads x width x width] scores per row and
+    layer that eager attention keeps where pieces up to ``eager_max_width`` run it
+    (``train.fast_lm``); None when the model's shape is unknown."""
+    from functools import lru_cache
+
+    try:
+        shape = _shape(base_model)
+    except Exception:  # noqa: BLE001  (no shape: no splitting, the static plan stands)
+        return None
+    room = budget_gb - CPU_RUNTIME_GB
+
+    @lru_cache(maxsize=4096)
+    def fits(rows: int, width: int) -> bool:
+        cand = stage.model_copy(update={"batch_size": max(1, int(rows)), "max_seq_len": max(1, int(width))})
+        scores = 0.0
+        if width <= eager_max_width:
+            kept = 1 if stage.gradient_checkpointing else shape.layers
+            scores = rows * shape.heads * width * width * EAGER_SCORE_BYTES * kept / 1e9
+        return estimate_gb(name, cand, shape) + scores <= room
+
+    return fits
+
+
+__all__ = ["CPU_RUNTIME_GB", "DEFAULT_CPU_BUDGET_GB", "estimate_gb", "fit_stage", "forward_fits"]

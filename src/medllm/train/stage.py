@@ -37,7 +37,8 @@ class StageContext:
     resume: bool | None = None
     reward_model: Path | None = None
     recipe: Any = None
-    weights_dtype: Any = None   # set when the start model is loaded (trainer precision, lineage dtype)
+    weights_dtype: Any = None   # set when the start model is loaded (trainer precision)
+    lineage_dtype: Any = None   # the dtype the stage's weights are kept in (default: weights_dtype)
     memory_plan: dict = field(default_factory=dict)   # CPU micro-batch decided from the budget (memory_fit)
 
     @property
@@ -176,6 +177,12 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
     metrics["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     metrics["world_size"] = trainer.accelerator.num_processes
     metrics.update(ctx.memory_plan)
+    if ctx.weights_dtype is not None:
+        from medllm.models.loading import dtype_name
+
+        metrics["weights_dtype"] = dtype_name(ctx.weights_dtype)
+    if getattr(trainer, "forwards", 0):
+        metrics.update(forwards=trainer.forwards, forward_rows_max=trainer.forward_rows_max)
     # from the trainer state, which a resumed run restores from its checkpoint
     logs = trainer.state.log_history
     hist.train = [(h["step"], float(h["loss"])) for h in logs if "loss" in h]
@@ -201,6 +208,8 @@ def _lineage_dtype(ctx: StageContext, model) -> str:
     """The dtype merged weights of this stage are kept in: the start model's."""
     from medllm.models.loading import dtype_name
 
+    if ctx.lineage_dtype is not None:
+        return dtype_name(ctx.lineage_dtype)
     if ctx.weights_dtype is not None:
         return dtype_name(ctx.weights_dtype)
     return dtype_name(getattr(model, "dtype", "float32"))
