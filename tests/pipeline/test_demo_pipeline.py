@@ -42,7 +42,11 @@ def test_short_demo_end_to_end(tmp_path, no_network):
     state = json.loads((run.path / "state.json").read_text())["stages"]
     assert [s for s, v in state.items() if v["status"] == "done"] == \
         ["data", "pretrain", "sft", "dpo", "eval", "examples", "report"]
-    for stage in ("pretrain", "sft", "dpo"):
+    # the full fine-tuning stage (sft) writes its weights once, with their sha256 manifest
+    sft_dir = Path(state["sft"]["model_dir"])
+    assert sft_dir.name == "merged" and (sft_dir / "medllm_manifest.json").is_file()
+    assert any(sft_dir.glob("*.safetensors"))
+    for stage in ("pretrain", "dpo"):
         model_dir = Path(state[stage]["model_dir"])
         # LoRA stages keep the adapter and a lineage (base + adapters), never a full merged copy
         lineage = json.loads((model_dir / "model.json").read_text())
