@@ -104,7 +104,7 @@ def test_dialogue_and_eponyms_are_not_identifiers(deid):
 def gold_reports(deid):
     from medllm.data.deid.gold import load_gold
 
-    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4")}
+    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")}
 
 
 @pytest.mark.parametrize("split", ["dev", "heldout", "fresh", "fresh2"])
@@ -123,6 +123,17 @@ def test_fresh_splits_are_varied():
     for split, n in (("fresh", 15), ("fresh3", 12), ("fresh4", 15), ("fresh5", 15)):
         notes = load_gold(split=split)
         assert len(notes) >= n and len({x["genre"] for x in notes}) >= 6, split
+
+
+def test_fresh5_blind_split_holds_its_floor(gold_reports):
+    """'fresh5' is the blind split: written after round 4 by an author who neither read nor ran the
+    recognizers, never tuned on (docs/privacy.md). Scored 0.863 overall, 0.857 names, precision 0.900, 4 of 180
+    terms removed with round 5 — below the issue's targets, pinned here so a change cannot make blind notes worse."""
+    report = gold_reports["fresh5"]
+    assert report["overall"]["recall"] >= 0.86, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.85, report["missed_examples"].get("NAME")
+    assert report["overall"]["precision"] >= 0.89, report["false_positive_examples"]
+    assert report["clinical_terms"]["removed"] <= 4, report["clinical_terms"]["removed_list"]
 
 
 def test_fresh3_after_round4_meets_the_targets(gold_reports):
