@@ -153,7 +153,10 @@ def test_launch_watch_report_chat(studio, page):
     page.select_option("#chat-run", "studio-a")
     page.click("#chat-load")
     page.wait_for_function("document.getElementById('chat-status').textContent === 'ready'", timeout=60_000)
-    assert "studio-a/sft" in [o.get_attribute("value") for o in page.locator("#chat-model option").all()]
+    # every stage can be chatted with: the final (full fine-tuned sft) model as the run itself, the LoRA
+    # pretrain stage as its adapter, and the model it started from
+    offered = [o.get_attribute("value") for o in page.locator("#chat-model option").all()]
+    assert {"studio-a", "studio-a/pretrain", "studio-a/base"} <= set(offered), offered
     page.fill("#chat-max_tokens", "24")
     page.fill("#chat-question", "What are the warning signs of a stroke?")
     page.evaluate("""() => { window.__seen = []; new MutationObserver(() => {
