@@ -154,7 +154,7 @@ def synth_phi(out: Path = typer.Option(..., "--out"), n: int = typer.Option(500)
 def deid_eval(notes: Optional[Path] = typer.Option(None, help="JSONL from synth-phi (default: generate)."),
               gold: Optional[str] = typer.Option(None, "--gold", help="Hand-written gold notes (.txt markup or "
                                                  ".jsonl, see docs/privacy.md); 'builtin' = the bundled set."),
-              split: str = typer.Option("all", help="Gold split: dev | heldout | fresh | fresh2 | fresh3 | fresh4 | fresh5 | all."),
+              split: str = typer.Option("all", help="Gold split: dev | heldout | fresh | fresh2 … fresh7 | all."),
               n: int = typer.Option(500), seed: int = typer.Option(0),
               out: Optional[Path] = typer.Option(None, help="Report JSON."),
               keep_facilities: bool = typer.Option(False, help="Do not count/remove hospital and clinic names."),

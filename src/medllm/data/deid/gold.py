@@ -4,7 +4,8 @@ Two file forms, both giving ``{"id", "genre", "split", "text", "spans": [{start,
 "keep": [{start, end, term}]}`` per note:
 
 * ``.txt`` markup (how the bundled set is written): a ``### id | genre | split`` header starts a note
-  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``/``fresh2``/``fresh3``/``fresh4``/``fresh5`` written later and never tuned on);
+  (split: ``dev`` tuned on, ``heldout`` scored after tuning, ``fresh``, ``fresh2`` … ``fresh7`` written later, each
+  scored blind once before any round used it);
   ``[[TYPE:text]]`` marks an identifier, ``{{text}}`` a clinical term that must survive; ``#`` lines
   before the first header are comments.
 * ``.jsonl``: one note per line in the form above (``keep`` optional).
@@ -35,20 +36,23 @@ def bundled_gold() -> list[Path]:
 
 
 def load_gold(paths: list[Path] | Path | None = None, split: str | None = None) -> list[dict]:
-    """Notes from ``paths`` (default: the bundled set), optionally only one split."""
+    """Notes from ``paths`` (default: the bundled set), optionally only one split. An annotation problem in a note
+    of another split (a split still being written) does not stop the others from loading."""
     paths = bundled_gold() if paths is None else [paths] if isinstance(paths, (str, Path)) else paths
     notes: list[dict] = []
-    problems: list[str] = []
+    problems: list = []
     for p in map(Path, paths):
         if not p.is_file():
             raise GoldError(f"{p}: gold file not found")
         notes += _load_jsonl(p, problems) if p.suffix == ".jsonl" else _load_markup(p, problems)
+    # a problem is (split or None, message); None (a malformed header or line) always counts
+    problems = [msg for sp, msg in problems if sp is None or split in (None, "all") or sp == split]
     if problems:
         raise GoldError("gold set has problems:\n  " + "\n  ".join(problems))
     return [n for n in notes if split in (None, "all") or n["split"] == split]
 
 
-def _load_markup(path: Path, problems: list[str]) -> list[dict]:
+def _load_markup(path: Path, problems: list) -> list[dict]:
     notes, current, body, start_line = [], None, [], 0
     lines = path.read_text(encoding="utf-8").splitlines()
     for lineno, line in enumerate(lines + ["### <end> | x | dev"], 1):
@@ -58,13 +62,13 @@ def _load_markup(path: Path, problems: list[str]) -> list[dict]:
                 notes.append(_parse_note(current, "\n".join(body).strip("\n"), f"{path}:{start_line}", problems))
             current, body, start_line = (m.groups() if m else None), [], lineno
         elif line.startswith("###"):
-            problems.append(f"{path}:{lineno}: header must read '### id | genre | dev|heldout|freshN'")
+            problems.append((None, f"{path}:{lineno}: header must read '### id | genre | dev|heldout|freshN'"))
         elif current is not None:
             body.append(line)
     return notes
 
 
-def _parse_note(header, marked: str, where: str, problems: list[str]) -> dict:
+def _parse_note(header, marked: str, where: str, problems: list) -> dict:
     nid, genre, split = header
     text, spans, keep, pos = [], [], [], 0
     for m in MARK.finditer(marked):
@@ -73,7 +77,7 @@ def _parse_note(header, marked: str, where: str, problems: list[str]) -> dict:
         if m.group(1):
             entity, value = m.group(1), m.group(2)
             if entity not in GOLD_ENTITIES:
-                problems.append(f"{where} ({nid}): unknown identifier type {entity!r}")
+                problems.append((split, f"{where} ({nid}): unknown identifier type {entity!r}"))
             spans.append({"start": at, "end": at + len(value), "entity": entity})
         else:
             value = m.group(3)
@@ -87,12 +91,12 @@ def _parse_note(header, marked: str, where: str, problems: list[str]) -> dict:
         for o in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", plain):
             # inside a must-survive term it is deliberately not a name: "Dr. Wells" vs "Wells 2"
             if not any(g["start"] <= o.start() < g["end"] for g in spans + keep):
-                problems.append(f"{where} ({nid}): {value!r} is annotated once but also occurs unannotated")
+                problems.append((split, f"{where} ({nid}): {value!r} is annotated once but also occurs unannotated"))
                 break
     return {"id": nid, "genre": genre, "split": split, "text": plain, "spans": spans, "keep": keep}
 
 
-def _load_jsonl(path: Path, problems: list[str]) -> list[dict]:
+def _load_jsonl(path: Path, problems: list) -> list[dict]:
     notes = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -108,5 +112,5 @@ def _load_jsonl(path: Path, problems: list[str]) -> list[dict]:
             note.setdefault("id", f"{path.stem}-{lineno}")
             notes.append(note)
         except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{path}:{lineno}: {exc}")
+            problems.append((None, f"{path}:{lineno}: {exc}"))
     return notes
