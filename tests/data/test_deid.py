@@ -104,7 +104,8 @@ def test_dialogue_and_eponyms_are_not_identifiers(deid):
 def gold_reports(deid):
     from medllm.data.deid.gold import load_gold
 
-    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None) for split in ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")}
+    return {split: evaluate_deid(load_gold(split=split), deid, max_examples=None)
+            for split in ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")}
 
 
 @pytest.mark.parametrize("split", ["dev", "heldout", "fresh", "fresh2"])
@@ -136,6 +137,34 @@ def test_fresh5_blind_split_holds_its_floor(gold_reports):
     assert report["clinical_terms"]["removed"] <= 4, report["clinical_terms"]["removed_list"]
 
 
+def test_fresh6_after_round6_holds_its_level(gold_reports):
+    """'fresh6' (16 notes, 16 genres, 12 countries, 357 identifier spans, 265 must-survive terms) was written blind
+    and scored once with round 5: recall 0.832, names 0.841, precision 0.872, 7 of 265 clinical terms removed. Its
+    misses and false positives then guided round 6 (as classes, docs/privacy.md), so it is no longer blind. Pinned
+    as a floor just under the level round 6 reached (recall 1.000, names 1.000, precision 0.997, 0 removed)."""
+    report = gold_reports["fresh6"]
+    assert report["notes"] == 16
+    assert report["overall"]["recall"] >= 0.99, report["missed_examples"]
+    assert report["per_type"]["NAME"]["recall"] >= 0.98, report["missed_examples"].get("NAME")
+    assert report["overall"]["precision"] >= 0.98, report["false_positive_examples"]
+    assert report["clinical_terms"]["checked"] >= 260 and report["clinical_terms"]["removed"] == 0, \
+        report["clinical_terms"]["removed_list"]
+
+
+def test_gold_loader_scores_a_split_while_another_has_a_slip(tmp_path):
+    """A blind split being written may hold an annotation slip; the other splits still load, the slip is still
+    refused for its own split and for 'all'."""
+    from medllm.data.deid.gold import GoldError, load_gold
+
+    f = tmp_path / "two.txt"
+    f.write_text("### a | progress | dev\nSeen by Dr. [[NAME:Okafor]].\n"
+                 "### b | progress | fresh9\nWife [[NAME:Ngozi]] visited. Ngozi called.\n", encoding="utf-8")
+    assert [n["id"] for n in load_gold(f, split="dev")] == ["a"]
+    for split in ("fresh9", "all", None):
+        with pytest.raises(GoldError, match="Ngozi"):
+            load_gold(f, split=split)
+
+
 def test_fresh3_after_round4_meets_the_targets(gold_reports):
     """'fresh3' was written after round 3 and scored once blind (0.924 overall, 0.960 names, 74 of 76 clinical
     terms kept); its misses then guided round 4, so it is no longer blind. Pinned at the targets of issue 13."""
@@ -163,15 +192,16 @@ def test_fresh4_after_round5_holds_its_level(gold_reports):
 
 
 def test_all_gold_splits_together(deid):
-    """``deid-eval --gold builtin --split all`` scores every hand-written note at once. Pinned on the five splits
-    that guided the rules; a newer blind split is scored on its own first."""
+    """``deid-eval --gold builtin --split all`` scores every hand-written note at once. Pinned on the splits that
+    guided the rules (fresh6 since round 6); a newer blind split is scored on its own first."""
     from medllm.data.deid.gold import load_gold
 
-    known = {"dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4"}
-    notes = [n for n in load_gold(split="all") if n["split"] in known]
-    assert {n["split"] for n in notes} == known
+    known = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh6")
+    # split by split: a blind split still being written (with a slip the loader refuses) must not block these
+    notes = [n for split in known for n in load_gold(split=split)]
+    assert {n["split"] for n in notes} == set(known)
     report = evaluate_deid(notes, deid, max_examples=None)
-    assert report["notes"] == len(notes) >= 118
+    assert report["notes"] == len(notes) >= 134
     assert report["overall"]["recall"] >= 0.98 and report["overall"]["precision"] >= 0.95, report["missed_examples"]
     assert report["clinical_terms"]["removed"] == 0, report["clinical_terms"]["removed_list"]
 
@@ -292,3 +322,53 @@ def test_text_without_identifiers_keeps_every_word(deid):
 
     hits = [(r["text"][s.start:s.end], s.entity) for r in pretrain_records() for s in deid.analyze(r["text"])]
     assert hits == [], hits[:20]
+
+
+def test_round6_formats_in_new_sentences(deid):
+    """The classes of round 6 (docs/privacy.md), on sentences written for this test and in no gold note: labelled
+    name fields, capitals headers with bare initials, message headers, "B/O", particles, lower-case names, more
+    national numbers and registers, masked numbers, more phone and address formats, named teams and practices;
+    then products, lab names, plural eponyms, scores and services that must stay."""
+    text = ("Surname: KOWALCZYK          Forename: Bartosz\n"
+            "PATIENT: NAKASHIMA-BELL, RIKO T     MRN: 55102938\n"
+            "Pt: DLAMINI, NOMVULA THANDEKA   Acct 7730019\n"
+            "From: Tamsin Oyelowo (guardian) | Subject: inhaler\n"
+            "Name: B/O FARIDAH NORAZLIN   Mother NRIC: S7712345D   Father: ONG KAH SENG (HP 8123 4567)\n"
+            "Record by: B. El Amrani; Verified by: Priya Nair R. (Sr. Technologist); Dr Siti Hajar binti Yusof "
+            "(MCR M55123A); Mrs A.M. (Annie) de Groot, 91 years.\n"
+            "Noor says the pain is better. Old letters have her as Peggy. pt: tavita leiataua, 31M; cousin/teammate "
+            "losa drove him.\n"
+            "Job #QA55120, session MT-8812046, ID no. 7802145009087, ABHA no.: 12-3456-7890-1234, Aadhaar XXXX XXXX "
+            "9921, interpreter ID 66120, application # 1188-2290-3301, UK passport 554120987. UHID: KH-00918273, FIN "
+            "0009912883471, serial on the box 5520981, GMS medical card no. 3318204B, travel ins: WTA-55102-UK, PSI reg. "
+            "no. 9921, TNMC Reg. No. 77120. Mob 06-12345678; clinic (022-2417 5533); son (0171 4455 6677). CT of "
+            "January '24 showed.\n"
+            "Address: 9 Okafor Street, off Allen Avenue, Ikeja, Lagos. Flat at No. 7, 2nd Cross Road, Jayanagar, "
+            "Bengaluru - 560011. Stays at 14 rue des Lilas, Nantes 44000. Office: Kaiserswerther Straße 115, "
+            "Düsseldorf 40474. Moved to 850 N Lake Shore Dr, Apt 12, Chicago, IL 60611. Seen at Meadowbank Urgent "
+            "Care, Evanston, IL.\n"
+            "Referred by Riverbend Pediatric & Adolescent Cardiology; seen by the Elmfield Community Mental Health "
+            "Team of Thames Valley & Chiltern NHS Foundation Trust.\n"
+            "Plan: 20 Fr Blake drain, 2-0 Vicryl, 3-0 Monocryl, Prolene to skin, Tegaderm; Optiflow then Airvo; "
+            "Penthrox in the ambulance; chart on Kardex; Adcal D3 Forte; Platelet count 88, Hct 0.31, rising Hct; "
+            "Stokes-Adams attacks; maternal aunt ovarian cancer; Interpreter: Spanish. Pain 7/10 -> 3/10, hip "
+            "flexion 4/5, grip 3/5, 2/5 palpable. Ward 12, Bay 3. Department of Diagnostic Radiology; General "
+            "Surgery; Clinical Pharmacy. Sister drives a Honda Civic.")
+    spans = deid.analyze(text)
+    found = [text[s.start:s.end] for s in spans]
+    for secret in ("KOWALCZYK", "Bartosz", "NAKASHIMA-BELL", "RIKO T", "NOMVULA", "THANDEKA", "Tamsin Oyelowo",
+                   "FARIDAH NORAZLIN", "S7712345D", "ONG KAH SENG", "8123 4567", "B. El Amrani", "Priya Nair R.",
+                   "Siti Hajar binti Yusof", "M55123A", "A.M. (Annie) de Groot", "Noor", "Peggy", "tavita leiataua",
+                   "losa", "QA55120", "MT-8812046", "7802145009087", "12-3456-7890-1234", "XXXX XXXX 9921", "66120",
+                   "1188-2290-3301", "554120987", "KH-00918273", "0009912883471", "5520981", "3318204B",
+                   "WTA-55102-UK", "9921", "77120", "06-12345678", "022-2417 5533", "0171 4455 6677", "January '24",
+                   "9 Okafor Street", "Allen Avenue", "Ikeja", "Lagos", "2nd Cross Road", "Jayanagar", "Bengaluru",
+                   "560011", "14 rue des Lilas", "Nantes", "44000", "Kaiserswerther Straße 115", "Düsseldorf", "40474",
+                   "850 N Lake Shore Dr", "Chicago", "60611", "Meadowbank Urgent Care", "Evanston",
+                   "Riverbend Pediatric & Adolescent Cardiology", "Elmfield Community Mental Health Team",
+                   "Thames Valley & Chiltern NHS Foundation Trust"):
+        assert any(secret in f for f in found), (secret, found)
+    for label in ("Surname", "Forename", "Acct", "Subject", "Father", "Mother"):
+        assert not any(label in f for f in found), (label, found)
+    tail = text.index("Plan:")
+    assert [s for s in spans if s.start >= tail] == [], [text[s.start:s.end] for s in spans if s.start >= tail]

@@ -166,6 +166,30 @@ AstraZeneca GSK Sanofi Merck Novo Nordisk Teva Mylan Sandoz Uber Lyft Medicare M
 """.split())
 
 
+# Devices and products named like people or in no dictionary: sutures ("0 Vicryl", "4-0 Monocryl"), dressings, drains,
+# oxygen and ventilation devices ("Airvo"), analgesia devices, record systems ("Kardex"), formulation words after a
+# brand ("Forte", "Retard"), and car makes (a vehicle's make is no identifier; its plate is)
+DEVICES_AND_PRODUCTS = frozenset("""
+Vicryl Monocryl Prolene PDS Ethilon Nurolon Dexon Maxon Biosyn Caprosyn Polysorb Ethibond Mersilene Novafil Surgilene
+Stratafix V-Loc Dermabond Histoacryl Steri-Strips Steri-Strip Tegaderm Opsite OpSite Mepore Mepilex Allevyn Aquacel
+Kaltostat Sorbact Inadine Jelonet Duoderm DuoDERM Comfeel Granuflex Mepitel Urgotul Cavilon Medihoney Actisorb Iodosorb
+Redivac Pleurx PleurX Portex Jackson-Pratt Malecot
+Airvo Optiflow Vapotherm Venturi BiPAP Resmed Fisher-Paykel
+Penthrox Entonox Kardex Cerner Meditech EMIS SystmOne Medtech
+Corflo Flexiflo Freka Groshong Portacath Port-a-Cath Vascath Tenckhoff Permcath Broviac Mediport Picc Flowtron Rollator
+Forte Retard Continus Chrono
+Honda Toyota Nissan Mazda Subaru Hyundai Kia Chevrolet Chevy Volkswagen Peugeot Renault Citroen Citroën Skoda Volvo
+Tesla Civic Corolla Camry Prius
+""".split())
+
+# Laboratory abbreviations as written in results ("Hct 41.6", "Plt 58", "rising Hct"): short, rare as English
+# words, and so name-like to the frequency lexicon
+LAB_ABBREVIATIONS = frozenset("""
+Hb Hgb Hct Plt Plts Wcc Wbc Rbc Mcv Mch Mchc Rdw Mpv Neut Neuts Lymph Lymphs Mono Eos Baso Retic Crp Esr Inr Aptt Ptt
+Fib Alt Ast Alp Ggt Ldh Ck Trop Bnp Tsh Egfr Ur Cr Creat Alb Bili Glu Lac Lact Bicarb Phos Ferr Tsat Vbg Abg Hba1c
+""".split())
+
+
 def is_brand(token: str) -> bool:
     t = token.strip(".,;:()")
     return t in BRAND_DRUGS or t.capitalize() in BRAND_DRUGS
@@ -196,7 +220,8 @@ def zipf(word: str) -> float:
     return zipf_frequency(word.lower(), "en")
 
 
-NEVER_NAMES = CLINICAL_CAPITALISED | SCORING_NAMES | BRAND_DRUGS | NATIONAL_ORGS | ORGANISMS | MORE_SCALES
+NEVER_NAMES = CLINICAL_CAPITALISED | SCORING_NAMES | BRAND_DRUGS | NATIONAL_ORGS | ORGANISMS | MORE_SCALES | \
+    DEVICES_AND_PRODUCTS | LAB_ABBREVIATIONS
 
 
 def is_clinical(token: str) -> bool:

@@ -38,7 +38,17 @@ Wang Li Zhang Liu Yamamoto Tanaka Sato Singh Kumar Shah Khan Ali Hassan Ivanov D
 # German "Herr"/"Frau", French "Mme"/"Mlle", Spanish "Sra."/"Sr."
 TITLES = ("Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Nurse", "Sister", "Smt", "Shri", "Shrimati", "Kum", "Herr", "Frau",
           "Mme", "Mlle", "Sra", "Srta")
-CREDENTIALS = ("MD", "DO", "RN", "NP", "PA-C", "PA", "PhD", "MBBS", "PharmD", "LPN", "CNA", "MSW")
+CREDENTIALS = ("MD", "DO", "RN", "NP", "PA-C", "PA", "PhD", "MBBS", "PharmD", "LPN", "CNA", "MSW",
+               # social work, diabetes education, nursing and allied-health post-nominals of US, UK and Commonwealth notes
+               "LCSW", "LICSW", "LMSW", "CDCES", "CDE", "CNS", "CNM", "CRNA", "DNP", "APRN", "FNP", "FNP-C", "MBChB",
+               "MBBCh", "FRCP", "FRACP", "FRCS", "MRCP", "MRCGP", "FRCPC", "RD", "RDN", "CCC-SLP", "OTR", "DPT", "RRT",
+               "IBCLC", "BCBA", "RPh", "MPharm", "BPharm", "RM", "RGN", "RMN", "BSc", "MSc")
+# relatives, friends and household: a capitalised word right after one is that person's name ("wife Ngozi",
+# "Father: LIM WEI JIE", "friend/teammate malia"); one list for the rule-based and the statistical recognizers
+RELATIONS = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "mom", "dad", "sister", "brother", "partner",
+             "friend", "spouse", "caregiver", "carer", "neighbor", "neighbour", "aunt", "uncle", "niece", "nephew", "cousin",
+             "grandson", "granddaughter", "grandmother", "grandfather", "girlfriend", "boyfriend", "fiancé", "fiancee",
+             "fiance", "flatmate", "housemate", "roommate", "teammate", "colleague", "coach")
 # words introducing a person's name in clinical notes (label: Name)
 NAME_LABELS = (
     "patient", "pt", "name", "patient name", "attending", "resident", "fellow", "physician", "provider",
@@ -47,7 +57,16 @@ NAME_LABELS = (
     "interpreter", "author", "seen by", "reviewed by", "consultant", "surgeon", "nurse", "caregiver",
     # German, Dutch, French, Spanish patient labels ("Patientin: …", "Patiënt: …", "Nom: …")
     "patientin", "patiënt", "patiente", "paciente", "nom", "nombre",
+    # name fields of registration forms and labels, in several languages ("Surname: X", "Forename: Y", "Prénom : Z")
+    "surname", "forename", "forenames", "given name", "given names", "given name(s)", "first name", "last name",
+    "family name", "middle name", "maiden name", "preferred name", "full name", "prénom", "nom de famille",
+    "nom de naissance", "vorname", "nachname", "apellido", "apellidos", "nombres", "voornaam", "achternaam", "cognome",
+    # who recorded, checked or signed a report
+    "verified by", "checked by", "recorded by", "record by", "reported by", "authorised by", "authorized by",
+    "approved by", "completed by", "prepared by", "entered by", "witnessed by", "validated by", "scribe",
 )
+# message headers: a name after these only with a colon ("From: Soo-yeon Park", never "from Boston")
+COLON_NAME_LABELS = ("from", "to", "sender", "recipient", "sent by", "reply from", "requested by", "ordered by")
 # words that look like capitalised names in notes but are not
 NOT_NAMES = frozenset("""
 The A An He She His Her They Patient Pt Name Date Admission Discharge History Plan Assessment Diagnosis
@@ -67,5 +86,14 @@ Outpatient Inpatient Senior Junior Specialist Hosp Smt Shri Kum Herr Frau Mme Ml
 Na Ca Mg Cl Fe Zn Cu Unit Theatre Breast Team
 Kannada Tamil Telugu Hindi Urdu Punjabi Gujarati Marathi Bengali Malayalam Tagalog Samoan Tongan Maori Yoruba Igbo
 Hausa Zulu Xhosa Afrikaans Mandarin Cantonese Vietnamese Arabic Farsi Dari Pashto Somali Amharic Tigrinya Swahili
+English Spanish French German Italian Portuguese Russian Polish Dutch Greek Turkish Korean Japanese Hebrew Romanian
+Ukrainian Czech Hungarian Swedish Norwegian Danish Finnish Creole Nepali Burmese Khmer Lao Hmong Thai Malay Indonesian
+Sinhala Kurdish Albanian Serbian Croatian Bosnian Bulgarian Lithuanian Latvian Slovak Auslan ASL BSL Makaton
+Surname Forename Forenames Prénom Vorname Nachname Apellidos Voornaam Achternaam Cognome
+Fr Ch Coach Teammate Colleague
+Chefarzt Chefärztin Oberarzt Oberärztin Assistenzarzt Assistenzärztin Facharzt Fachärztin Stationsarzt Stationsärztin
+Urgences Urgencias Réanimation Reanimación Notaufnahme Intensivstation Soccorso Consultorio Policlinique Poliklinik
 """.split())
+# "Fr"/"Ch" are catheter gauges ("19 Fr Blake drain"); German, French and Spanish roles and departments are capitalised
+# like names ("Oberarzt", "Service des Urgences")
 # roles, honorifics, electrolyte symbols and languages ("counselled in Kannada") above: capitalised in every note ("Consultant Breast Surgeon", "Na 131")

@@ -17,7 +17,8 @@ from medllm.data.deid import names as N
 from medllm.data.deid.recognizers import NameRecognizer, RegexRecognizer, clinical_use
 
 TOKEN = r"\p{Lu}[\p{L}'’\-]*\p{L}"
-RUN = regex.compile(rf"(?<![\p{{L}}\-])(?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+(?:(?i:van|der|den|de|la|von|del|di|da|le|bin|al|dos|das|du)[ \t]+)?(?:{TOKEN}|\p{{Lu}}\.))*")
+PARTICLES = r"(?i:van|der|den|de|la|von|del|della|di|da|le|bin|binti|binte|bte|ibn|abu|al|el|dos|das|du|ter|ten)"
+RUN = regex.compile(rf"(?<![\p{{L}}\-])(?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+(?:{PARTICLES}[ \t]+)?(?:{TOKEN}|\p{{Lu}}\.))*")
 STRONG_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
                   "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
                   "floxacin", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin", "uria", "algia",
@@ -26,7 +27,11 @@ STRONG_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", 
                   "coccus", "cocci", "bacter", "bacterium", "bacteria", "monas", "myces", "mycetes", "plasma",
                   "bacillus", "virus", "ically", "ally", "ously", "ively", "fully", "lessly", "ingly",
                   # specialists' titles: "Consultant Histopathologist", "Paediatrician"
-                  "ologist", "ologists", "iatrist", "iatrician")
+                  "ologist", "ologists", "iatrist", "iatrician",
+                  # departments and roles in German, French, Dutch, Spanish notes ("Kardiologie", "Allgemeinmedizin",
+                  # "Oberarzt", "Internistische"), therapies ("Physiotherapy")
+                  "ologie", "ología", "ologia", "medizin", "heilkunde", "chirurgie", "arzt", "ärztin", "therapie", "therapy",
+                  "iatrie", "istische", "ische", "ischen")
 CLINICAL_ENDINGS = ("itis", "osis", "emia", "aemia", "ectomy", "otomy", "ostomy", "plasty", "scopy", "graphy", "ology",
                     "mab", "nib", "parin", "pril", "sartan", "olol", "statin", "azole", "mycin", "cillin", "cycline",
                     "floxacin", "vir", "tide", "zumab", "ximab", "prazole", "dipine", "tidine", "gliptin", "flozin",
@@ -48,25 +53,33 @@ MEDICAL_END = ("gram", "graph", "graphic", "logic", "logical", "iasis", "virus",
 CLINICAL_HEAD = regex.compile(r"(?i)^(?:syndrome|disease|disorder|an(?:a)?emia|sclerosis|injury|tests?|counts?|procedure|"
                               r"imaging|flutter|fibrillation|fever|failure|infection|cancer|carcinoma|tumou?rs?|virus|"
                               r"panel|scan|x-ray|function|hydrocephalus|suppurativa|ulcer|pox|palsy|dystrophy|"
-                              r"deficiency|insufficiency|hypertension|diabetes|arthritis|fracture|block|therapy)[.,;:]?$")
+                              r"deficiency|insufficiency|hypertension|diabetes|arthritis|fracture|block|therapy|cancers?|"
+                              r"carcinomas?|lymphoma|leuka?emia|neoplasm|mass|lesions?|polyps?|nodules?|cysts?)[.,;:]?$")
 DOSE_AFTER = regex.compile(r"\s*\(?\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?|ml|mL|IU|mmol|%|/)", regex.I)
 EPONYM_AFTER = NameRecognizer.EPONYM
-RELATIVES = ("wife", "husband", "son", "daughter", "mother", "father", "mum", "mom", "dad", "sister", "brother",
-             "partner", "friend", "spouse", "caregiver", "neighbor", "neighbour", "aunt", "uncle", "niece", "nephew",
-             "cousin", "grandson", "granddaughter", "grandmother", "grandfather", "girlfriend", "boyfriend",
-             "fiancé", "fiancee", "fiance", "newborn", "baby", "child", "stepson", "stepdaughter", "great-nephew",
+RELATIVES = N.RELATIONS + ("newborn", "baby", "child", "stepson", "stepdaughter", "great-nephew",
              "great-niece", "daughter-in-law", "son-in-law", "sister-in-law", "brother-in-law", "granddaughter-in-law",
              "mother-in-law", "father-in-law", "ex-partner", "ex-wife", "ex-husband", "manager", "educator",
              "counselor", "counsellor", "sonographer", "interpreter", "caller", "proxy", "NOK", "HCP", "POA", "OT",
              "PT", "SLP", "RN", "fellow", "prefers", "called", "nurse in charge", "known as", "goes by")
 RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(regex.escape(r) for r in sorted(RELATIVES, key=len, reverse=True))}))"
-                         rf"\b\)?\s*[,:(]?\s*[\"“‘']?(?:is\s+|was\s+)?(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+(?:{TOKEN}))?)")
+                         rf"\b\)?[ \t]*[,:(]?[ \t]*[\"“‘']?(?:is[ \t]+|was[ \t]+)?(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof)\.?[ \t]+)?"
+                         rf"((?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+(?:{TOKEN})){{0,2}}(?:[ \t]+\p{{Lu}}\.)?)")
 # a relative named in lower case, as patients and carers type in portals and as nurses jot it: "partner luc", "Partner
 # jase rang"; only a word that is hardly English ("luc", "jase"), never "partner says" or "son visiting"
-FAMILY = ("partner", "wife", "husband", "son", "daughter", "mum", "mom", "dad", "mother", "father", "sister", "brother",
-          "girlfriend", "boyfriend", "fiance", "fiancé", "fiancee", "friend", "carer", "caregiver", "niece", "nephew",
-          "grandson", "granddaughter", "aunt", "uncle", "cousin", "flatmate", "housemate")
-LOWER_RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(FAMILY)}))[ \t]+(\p{{Ll}}[\p{{Ll}}'’\-]{{2,14}})(?![\p{{L}}\-])")
+# ("friend/teammate malia": two relation words joined by a slash)
+LOWER_RELATION = regex.compile(rf"(?i:\b(?:{'|'.join(N.RELATIONS)})(?:/\p{{L}}+)?)[ \t]+(\p{{Ll}}[\p{{Ll}}'’\-]{{2,14}})(?![\p{{L}}\-])")
+# a name typed in lower case after a name field ("pt: sione faleolo, 24M"): only words that are hardly English
+LOWER_LABELLED = regex.compile(r"(?i:\b(?:pt|patient|patient\s+name|pt\s+name|client|resident)[ \t]*:)[ \t]*"
+                               r"(\p{Ll}[\p{Ll}'’\-]{2,20}(?:[ \t]\p{Ll}[\p{Ll}'’\-]{2,20}){0,2})(?![\p{L}\-])")
+# a person named right before a reporting verb at the start of a sentence: "Seun says baby is moving well"
+SPEECH_AFTER = regex.compile(r"[ \t]+(?:says|said|reports|reported|states|stated|feels|felt|denies|denied|asks|asked|wants|"
+                             r"wanted|prefers|understands|agrees|agreed|declines|declined|rang|phoned|called|confirms|"
+                             r"confirmed|explains|explained|tells|told|mentions|mentioned|notes|noticed|thinks|worries|"
+                             r"would\s+like|is\s+(?:worried|concerned|aware|keen|happy|unsure))\b")
+# another name the person goes by: "letters have him as Bill", "aka Toni", "née Kowalski"
+ALIAS = regex.compile(rf"(?:\b(?:him|her|them)[ \t]+as|(?i:\b(?:aka|a\.k\.a\.|alias|n[ée]e|also\s+known\s+as|formerly)))[ \t]+"
+                      rf"[\"“‘']?({TOKEN}(?:[ \t]+{TOKEN})?)")
 # an initial and a surname after a role or a relation ("reg S. O'Loughlin", "CNM T. Halvorsen", "W/o R. Ramaswamy") or
 # standing alone when the surname is hardly an English word
 INITIAL_ANY = regex.compile(rf"(?<![\p{{L}}.\-/&])(\p{{Lu}}\.[ \t]?(?:\p{{Lu}}\.[ \t]?)?{TOKEN})(?![\p{{L}}])")
@@ -78,7 +91,7 @@ NOT_AFTER_INITIAL = regex.compile(r"(?i:\b(?:vitamin|hepatitis|hep|type|group|gr
 # a nickname in quotes or brackets right after a found name: 'Renee ("Nay-Nay")', 'Oluwatoyin ("Toyin")'
 NICKNAME = regex.compile(r"[ \t]*\(?[ \t]*[\"“‘']([\p{Lu}][\p{L}'’\-]{1,20}(?:[ \t][\p{Lu}][\p{L}'’\-]+)?)[\"”’']\)?")
 # "Okafor, Chidi E." / "HALVORSEN, INGRID" at the start of a line (or after Patient:/Re:)
-HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+|(?i:note|summary|record)[ \t]+)(\p{{Lu}}[\p{{L}}'’\-]+(?:[ \t]\p{{Lu}}[\p{{L}}'’\-]+)?),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:\s+\p{{Lu}}\.)?(?=\s|$|,)")
+HEADER = regex.compile(rf"(?m)(?:^|(?i:patient|name|re|pt)\s*:?\s+|(?i:note|summary|record)[ \t]+)(\p{{Lu}}[\p{{L}}'’\-]+(?:[ \t]\p{{Lu}}[\p{{L}}'’\-]+)?),\s+(\p{{Lu}}[\p{{L}}'’\-]+)(?:[ \t]+\p{{Lu}}(?:\.|(?![\p{{L}}'’\-.])))?(?=\s|$|,)")
 # compound given names after a surname-first header: "Jiménez Ortega, María José", "NGUYEN, Thi Mai"
 HEADER_GIVEN_MORE = regex.compile(rf"[ \t]+(\p{{Lu}}[\p{{L}}'’\-]+)(?=[ \t]*(?:$|[,;(—–\-]|\d|\p{{Lu}}\.)|[ \t]{{2,}}|"
                                   rf"[ \t]+(?:DOB|D\.O\.B|MRN|NHS|NHI|Hosp|Acc|Age|born|Patient\s+ID)\b)", regex.M)
@@ -86,11 +99,11 @@ HEADER_GIVEN_MORE = regex.compile(rf"[ \t]+(\p{{Lu}}[\p{{L}}'’\-]+)(?=[ \t]*(?
 INITIAL_SURNAME = regex.compile(rf"(?<![\p{{L}}.])(\p{{Lu}}\.[ \t]?(?:\p{{Lu}}\.[ \t]?)?{TOKEN})(?=[ \t]*(?:\((?:FY\d|ST\d|CT\d|PGY-?\d|"
                             rf"SHO|SpR|RN|RMN|HCA|MD|NP|PA|registrar|resident|intern|consultant|fellow)\b|,[ \t]*(?:registrar|resident|"
                             rf"intern|consultant|fellow|nurse|RN|MD|NP|PA|FY\d)\b))")
-LETTER = regex.compile(rf"(?im)^(?:dear|to|from|re|caller|sent by|referrer|kind regards,?|yours sincerely,?|best,?|thanks,?|"
+LETTER = regex.compile(rf"(?im)^(?:dear|hi|hello|hey|good\s+(?:morning|afternoon|evening)|to|from|re|caller|sent by|referrer|kind regards,?|yours sincerely,?|best,?|thanks,?|"
                        rf"regards,?|signed|response by|reply from|spoke with|asked to see|handed over by|read by|"
                        rf"(?:kind |best |warm )?regards,?[ \t]*\n|yours (?:sincerely|faithfully|truly),?[ \t]*\n|"
                        rf"sincerely,?[ \t]*\n|with thanks,?[ \t]*\n)"
-                       rf"(?:[ \t:,]+|(?<=\n))(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:\s+{TOKEN})*)")
+                       rf"(?:[ \t:,]+|(?<=\n))(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?\s+)?((?:{TOKEN}|\p{{Lu}}\.)(?:[ \t]+{TOKEN})*)")
 LOCATIVE = regex.compile(rf"(?i:\b(?:lives\s+(?:in|on|at)|from|in|to|moving\s+from|moved\s+to|flies\s+in\s+from|"
                          rf"visits\s+from|calls?\s+from|at|near|on))\s+((?:{TOKEN})(?:\s+{TOKEN}){{0,2}})")
 # "Ravi Subramaniam, 58M." / "Liam O'Donoghue, 14 months" / "Name (MRN ...": a person is being introduced
@@ -213,6 +226,17 @@ def _runs(text: str):
 
 
 TITLE_WORDS = frozenset(N.TITLES) | {"Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "Sr", "Jr"}
+# places inside a hospital, named by a number or code ("Ward 27", "Bay 4", "Room 12B", "Ward: 7B")
+HOSPITAL_PLACES = frozenset("Ward Bay Bed Room Theatre Floor Level Wing Pod Suite Cubicle Side".split())
+PLACE_NUMBER = regex.compile(r"[ \t]*(?::|\d|[A-Z]\d?\b)")
+
+
+def _word_before(text: str, start: int, skip_codes: bool = False) -> str:
+    """The word before ``start`` on the same line; with ``skip_codes``, past strength codes such as "D3", "CR", "10mg"."""
+    words = regex.findall(r"[^\s(]+", text[max(0, start - 40):start].split("\n")[-1])
+    while skip_codes and words and regex.fullmatch(r"(?:\p{Lu}{1,3}\d*|\d[\d.,/]*(?:mg|mcg|g|ml)?)", words[-1]):
+        words.pop()
+    return words[-1] if words else ""
 
 
 class StatisticalNameRecognizer(RegexRecognizer):
@@ -244,13 +268,20 @@ class StatisticalNameRecognizer(RegexRecognizer):
             initial = bool(SENTENCE_START.search(text[max(0, start - 3):start])) or start == 0
             if regex.search(r"(?i:\bward)[ \t]+$", text[max(0, start - 8):start]):
                 continue   # "Ward Enfys", "ward Kowhai": wards are named, and the name locates no person
+            if len(toks) == 1 and toks[0] in HOSPITAL_PLACES and PLACE_NUMBER.match(text, end):
+                continue   # "Ward 27", "Bay 4", "Ward: 7B": a place in the hospital, not Mr Ward
+            if L.is_brand(_word_before(text, start, skip_codes=True)):
+                continue   # "Calcichew D3 Forte", "Madopar CR": the rest of a product's name
             if any(_odd_case(t) for t in toks) or any(CLINICAL_HEAD.match(t) for t in toks[1:]):
                 continue
             first, last = L.census()
             if all(_lowercase_elsewhere(text, t) and t not in first and t not in last for t in toks):
                 continue
-            scores = [0.0 if _clinical_shape(t, strong_only=not initial) or (german and _german_noun(t)) else L.name_score(t)
-                      for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
+            particle = any(t.islower() for t in toks)
+            # "Sanne de Vries": a name particle between two capitalised words makes the run name-shaped, so only the
+            # strong clinical endings veto a word ("Vries" ends in "-ies" like "Allergies")
+            scores = [0.0 if _clinical_shape(t, strong_only=not initial or particle) or (german and _german_noun(t))
+                      else L.name_score(t) for t in toks if len(t.strip(".")) > 1 and t[0].isupper()]
             if not scores or max(scores) == 0:
                 continue
             if EPONYM_AFTER.match(text, end) or DOSE_AFTER.match(text, end) or SPECIES_AFTER.match(text, end) or \
@@ -262,16 +293,18 @@ class StatisticalNameRecognizer(RegexRecognizer):
                 continue   # ALL-CAPS words are headings/abbreviations; the header rule handles "SMITH, ANN"
             best = max(scores)
             first_names = L.census()[0]
-            particle = any(t.islower() for t in toks)
             multi = len(scores) >= 2 and (sum(s >= 0.6 for s in scores) >= 2 or
                                           (particle and max(scores) >= 0.6 and min(scores) >= 0.2) or
                                           (toks[0] in first_names and scores[-1] >= 0.7))   # "Bill Hargreave"
             apposition = bool(APPOSITION.match(text, end))
             if multi or (best >= 0.6 and not initial) or (best >= 0.6 and len(scores) == 1 and initial and
                                                            text[end:end + 1] in (",", ")")) or \
-                    (apposition and best >= 0.2):
+                    (apposition and best >= 0.2) or \
+                    (len(scores) == 1 and best >= 0.7 and initial and SPEECH_AFTER.match(text, end)):
                 yield start, end, "NAME", 0.55 + 0.2 * multi
         for m in RELATION.finditer(text):
+            if regex.search(r"[ \t]{2,}|\t", text[m.start():m.start(1)]):
+                continue   # "Soo-yeon (mother)   Portal:": a column gap ends the relation
             for i in (1,):
                 s, e = m.start(i), m.end(i)
                 toks = m.group(i).split()
@@ -286,6 +319,8 @@ class StatisticalNameRecognizer(RegexRecognizer):
                     if L.is_clinical(t) and not (keep and (keep[0] in first_names or L.name_score(keep[0]) >= 0.6)):
                         break   # "son Parkinson's"? no; "counselor Sunniva Berg": a surname after a given name
                     keep.append(t)
+                if len(keep) == 1 and keep[0].isupper() and len(keep[0]) <= 6 and keep[0].capitalize() not in first_names:
+                    continue   # "Baby NRIC", "husband AA", "RN, CDCES": an acronym, a genotype or a credential
                 if keep and not EPONYM_AFTER.match(text, s + len(" ".join(keep))) and \
                         not (L.is_clinical(keep[-1]) and clinical_use(text, s + len(" ".join(keep)) - len(keep[-1]),
                                                                       s + len(" ".join(keep)))):
@@ -294,9 +329,23 @@ class StatisticalNameRecognizer(RegexRecognizer):
                         yield s, s + len(" ".join(keep)), "NAME", 0.75
         for m in LOWER_RELATION.finditer(text):
             t = m.group(1)
+            nxt = regex.match(r"[ \t]+(\p{L}+)", text[m.end(1):])
+            if nxt and CLINICAL_HEAD.match(nxt.group(1)):
+                continue   # "maternal aunt ovarian cancer": an adjective of a disease, not a name
             if L.zipf(t) < 3.5 and not L.is_clinical(t.capitalize()) and not regex.search(r"(?:s|ed|ing|ly)$", t) and \
                     not _clinical_shape(t.capitalize(), strong_only=True):
                 yield m.start(1), m.end(1), "NAME", 0.65
+        for m in LOWER_LABELLED.finditer(text):
+            words = m.group(1).split()
+            if all(L.zipf(w) < 3.0 and not L.is_clinical(w.capitalize()) and
+                   not _clinical_shape(w.capitalize(), strong_only=True) for w in words):
+                yield m.start(1), m.end(1), "NAME", 0.65
+        for m in ALIAS.finditer(text):
+            toks = m.group(1).split()
+            t = toks[0]
+            if t not in N.NOT_NAMES and not L.is_clinical(t) and (t in L.census()[0] or L.name_score(t) >= 0.6):
+                keep = toks if len(toks) > 1 and L.name_score(toks[1]) >= 0.6 and not L.is_clinical(toks[1]) else toks[:1]
+                yield m.start(1), m.start(1) + len(" ".join(keep)), "NAME", 0.7
         for m in INITIAL_ANY.finditer(text):
             surname = m.group(1).split(".")[-1].strip()
             if surname in N.NOT_NAMES or L.is_clinical(surname) or _clinical_shape(surname, strong_only=True) or \
@@ -315,6 +364,8 @@ class StatisticalNameRecognizer(RegexRecognizer):
             common = [not t.isupper() and L.zipf(t) >= L.COMMON_WORD_ZIPF for t in (a, b)]
             if a.capitalize() in LETTER_WORDS or any(common) and L.name_score(b if common[0] else a) < 0.6:
                 continue
+            if b in N.CREDENTIALS:
+                continue   # "Beverly Nguyen-Barrera, LCSW": a signature with a credential
             role = regex.match(r" (\p{L}{2,})", text[m.end(2):])
             if role and (role.group(1) in ROLE_TITLES or ROLE_ENDING.search(role.group(1))):
                 continue   # "Deepika Rao, Clinical Pharmacist": a signature with a role, not "Surname, Given"
@@ -322,13 +373,21 @@ class StatisticalNameRecognizer(RegexRecognizer):
                     (L.name_score(a.capitalize()) >= 0.2 or L.name_score(b.capitalize()) >= 0.2):
                 yield m.start(1), m.end(1), "NAME", 0.8
                 yield m.start(2), m.end(), "NAME", 0.8   # with the middle initial: "WASHINGTON-BELL, Loretta J."
-                more = HEADER_GIVEN_MORE.match(text, m.end(2))
                 # a second given name may be an everyday or eponym word when it is a given name ("Ingeborg Marie",
-                # "Ann Grace"): in a surname-first header the slot after the given name is a name
-                if more and more.group(1) not in N.NOT_NAMES and not more.group(1).isupper() and \
-                        (more.group(1) in L.census()[0] or (not L.is_clinical(more.group(1)) and
-                                                            L.zipf(more.group(1)) < L.COMMON_WORD_ZIPF)):
+                # "Ann Grace"): in a surname-first header the slot after the given name is a name; in a header
+                # written in capitals ("SANDHU, HARPREET KAUR") the given names are in capitals too
+                caps = m.group(1).isupper() and b.isupper()
+                at = m.end(2)
+                for _ in range(2):
+                    more = HEADER_GIVEN_MORE.match(text, at)
+                    if not (more and more.group(1) not in N.NOT_NAMES and more.group(1) not in N.CREDENTIALS and
+                            (more.group(1).isupper() if caps else not more.group(1).isupper())):
+                        break
+                    g = more.group(1).capitalize() if caps else more.group(1)
+                    if not (g in L.census()[0] or (not L.is_clinical(g) and L.zipf(g) < L.COMMON_WORD_ZIPF)):
+                        break
                     yield more.start(1), more.end(1), "NAME", 0.7
+                    at = more.end(1)
         for m in INITIAL_SURNAME.finditer(text):
             last_tok = m.group(1).split(".")[-1].strip()
             if last_tok not in N.NOT_NAMES and not L.is_clinical(last_tok) and L.name_score(last_tok) >= 0.2:
@@ -337,8 +396,8 @@ class StatisticalNameRecognizer(RegexRecognizer):
             toks = m.group(1).split()
             keep = []
             for t in toks:
-                if t in N.NOT_NAMES or L.is_clinical(t) or t in LETTER_WORDS:
-                    break
+                if t in N.NOT_NAMES or L.is_clinical(t) or t in LETTER_WORDS or not t[0].isupper():
+                    break   # (the pattern is case-insensitive: "Hi, Ji-woo's pump" ends at "pump")
                 keep.append(t)
             if keep and any(L.name_score(t) >= 0.2 or t in L.census()[0] for t in keep):
                 yield m.start(1), m.start(1) + len(" ".join(keep)), "NAME", 0.7
@@ -409,7 +468,7 @@ class _Span:
         self.start, self.end, self.entity = start, end, entity
 
 
-NEXT_CAP = regex.compile(rf"[ \t]+({TOKEN})(?![\p{{L}}'’\-])")
+NEXT_CAP = regex.compile(rf"[ \t]({TOKEN})(?![\p{{L}}'’\-])")   # one space: a column gap is not a surname's
 
 
 def _surname_after(text: str, spans: list) -> list[RecognizerResult]:
