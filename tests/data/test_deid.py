@@ -129,12 +129,13 @@ def test_fresh_splits_are_varied():
 def test_fresh5_blind_split_holds_its_floor(gold_reports):
     """'fresh5' is the blind split: written after round 4 by an author who neither read nor ran the
     recognizers, never tuned on (docs/privacy.md). Scored 0.863 overall, 0.857 names, precision 0.900, 4 of 180
-    terms removed with round 5 — below the issue's targets, pinned here so a change cannot make blind notes worse."""
+    terms removed with round 5, and 0.886 / 0.857 / 0.918 / 3 removed with round 6 (still never tuned on) — below
+    the issue's targets, pinned at the round-6 level so a change cannot make blind notes worse."""
     report = gold_reports["fresh5"]
-    assert report["overall"]["recall"] >= 0.86, report["missed_examples"]
+    assert report["overall"]["recall"] >= 0.88, report["missed_examples"]
     assert report["per_type"]["NAME"]["recall"] >= 0.85, report["missed_examples"].get("NAME")
-    assert report["overall"]["precision"] >= 0.89, report["false_positive_examples"]
-    assert report["clinical_terms"]["removed"] <= 4, report["clinical_terms"]["removed_list"]
+    assert report["overall"]["precision"] >= 0.91, report["false_positive_examples"]
+    assert report["clinical_terms"]["removed"] <= 3, report["clinical_terms"]["removed_list"]
 
 
 def test_fresh6_after_round6_holds_its_level(gold_reports):
