@@ -94,3 +94,28 @@ def test_clear_errors(tmp_path, tiny_model_dir, sft_ds):
     with pytest.raises(SequenceTooLong, match="model context"):
         run_stage("x", SFTStage(data=["d"], max_seq_len=100000, **FAST),
                   base_model=tiny_model_dir, datasets={"d": sft_ds}, out_dir=tmp_path / "b")
+
+
+def test_sft_full_with_frozen_bottom_layers(tmp_path, tiny_model_dir, sft_ds):
+    """adapter.freeze_layers: embeddings (and the head tied to them) and the first N decoder layers keep their
+    base weights, every layer above changes, and the frozen part gets no gradient or optimizer state."""
+    from safetensors.torch import load_file
+
+    st = SFTStage(data=["d"], adapter={"method": "full", "freeze_layers": 1}, **FAST)
+    res = run_stage("sft", st, base_model=tiny_model_dir, datasets={"d": sft_ds}, out_dir=tmp_path)
+    _check_outputs(res, tmp_path)
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(res.model_dir / "model.safetensors")
+    frozen = [k for k in before if "embed_tokens" in k or ".layers.0." in k]
+    trained = [k for k in before if ".layers.1." in k and k.endswith("proj.weight")]
+    assert frozen and trained
+    assert all(before[k].equal(after[k]) for k in frozen), [k for k in frozen if not before[k].equal(after[k])]
+    assert all(not before[k].equal(after[k]) for k in trained)
+    assert res.metrics["trainable_params"] < sum(v.numel() for v in before.values())
+
+
+def test_freeze_layers_beyond_the_model_is_a_clear_error(tmp_path, tiny_model_dir, sft_ds):
+    from medllm.train.adapters import AdapterError
+
+    st = SFTStage(data=["d"], adapter={"method": "full", "freeze_layers": 99}, **FAST)
+    with pytest.raises(AdapterError, match="freeze_layers=99"):
+        run_stage("sft", st, base_model=tiny_model_dir, datasets={"d": sft_ds}, out_dir=tmp_path)

@@ -110,6 +110,16 @@ def test_rejection_sampling_needs_a_scorer(tmp_path):
     assert "needs a reward stage earlier" in text and "top_n (3) cannot exceed k (2)" in text
 
 
+def test_freeze_layers_is_for_full_fine_tuning_only(tmp_path):
+    data = minimal(tmp_path)
+    data["stages"]["pretrain"]["adapter"] = {"method": "lora", "freeze_layers": 4}
+    _, problems = check_recipe(write(tmp_path, data))
+    assert any("freeze_layers" in str(p) and "full fine-tuning only" in str(p) for p in problems), problems
+    data["stages"]["pretrain"]["adapter"] = {"method": "full", "freeze_layers": 4}
+    _, problems = check_recipe(write(tmp_path, data))
+    assert not problems
+
+
 def test_public_bind_without_keys_is_refused(tmp_path):
     data = minimal(tmp_path)
     data["serve"] = {"host": "0.0.0.0"}
@@ -130,3 +140,15 @@ def test_every_shipped_recipe_parses(recipe):
     # Seed-scale recipes point at hospital files and 8B models that are not here:
     # check types/keys/combinations, not file existence.
     load_recipe(recipe, check_files=False)
+
+
+def test_a_task_for_base_and_final_skips_the_intermediate_stages(tmp_path):
+    from medllm.pipeline.runner import eval_plan
+
+    data = minimal(tmp_path)
+    data["eval"] = {"tasks": [{"task": "demo_mcq"}, {"task": "pubmedqa", "models": "base_and_final"}]}
+    plan = eval_plan(load_recipe(write(tmp_path, data)), ["base", "pretrain", "sft", "dpo"])
+    names = {label: [t.task for t in tasks] for label, (tasks, _) in plan.items()}
+    assert names == {"base": ["demo_mcq", "pubmedqa"], "pretrain": ["demo_mcq"], "sft": ["demo_mcq"],
+                     "dpo": ["demo_mcq", "pubmedqa"]}
+    assert [label for label, (_, safety) in plan.items() if safety] == ["base", "dpo"]

@@ -21,6 +21,9 @@ class EvalTask(Section):
     so a first-N slice of them measures one class only."""
     optional: bool = False
     """Skip silently (with a note in the report) when ``path`` is absent."""
+    models: Literal["all", "base_and_final"] = "all"
+    """Which of the models ``eval.models`` picks run this task: ``base_and_final`` skips the
+    intermediate stages (a general-ability check that only needs the two ends costs half)."""
 
 
 class EvalConfig(Section):

@@ -18,6 +18,10 @@ class AdapterConfig(Section):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     merge: bool = True
     """Merge into the base after the stage so the next stage starts from the result (else stack)."""
+    freeze_layers: int = Field(default=0, ge=0)
+    """Full fine-tuning only: keep the token embeddings (and a head tied to them) and the first N decoder
+    layers frozen. Backward then stops above layer N, which saves its share of the step's compute and the
+    frozen weights' gradients and optimizer state (docs/demo.md measures what it costs in uptake)."""
 
 
 class StageBase(Section):

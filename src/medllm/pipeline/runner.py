@@ -32,6 +32,21 @@ class StaleStepsError(RecipeError):
         self.problems = [message]
 
 
+def release_memory() -> None:
+    """Hand freed memory back to the OS between steps. One process trains every stage and then
+    evaluates every model; glibc keeps the heap that a finished stage freed (optimizer state,
+    activations of varying widths), so without a trim the process's peak RSS is the sum of its
+    steps' fragments rather than the largest step (the demo measured 6.9 GB in eval vs 6.5 GB in SFT)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc (macOS, musl): nothing to trim
+        pass
+
+
 def step_order(recipe) -> list[str]:
     return ["data", *recipe.stages, "eval", "examples", "report"]
 
@@ -157,6 +172,7 @@ def _training_steps(recipe, run: RunFolder, datasets: dict, ranks: Ranks, fps: d
                 if ranks.is_main:
                     run.mark(name, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise
+            release_memory()
 
             def record(res=res) -> str:
                 # rank 0 returns from run_stage only after its outputs are saved
@@ -184,22 +200,30 @@ def _eval_labels(recipe, models) -> list[str]:
     return labels
 
 
+def eval_plan(recipe, labels: list[str]) -> dict[str, tuple[list, bool]]:
+    """label -> (tasks, safety probes?). The intermediate stages run only the tasks meant for every
+    model; safety probes generate text (slow on CPU), so the base and the final model suffice."""
+    plan = {}
+    for label in labels:
+        ends = label in (labels[0], labels[-1])
+        plan[label] = ([t for t in recipe.eval.tasks if t.models == "all" or ends], recipe.eval.safety_probes and ends)
+    return plan
+
+
 def _eval_step(recipe, run: RunFolder, models: dict[str, Path], fps: dict) -> None:
     from medllm.eval import evaluate
 
     if run.is_done("eval") or not (recipe.eval.tasks or recipe.eval.safety_probes):
         return
     run.mark("eval", "running", fingerprint=fps["eval"])
-    labels = _eval_labels(recipe, models)
     done = {}
-    for label in labels:
+    for label, (tasks, safety) in eval_plan(recipe, _eval_labels(recipe, models)).items():
         out = run.stage_dir("eval") / label
-        # safety probes generate text (slow on CPU): the base and the final model suffice
-        safety = recipe.eval.safety_probes and label in (labels[0], labels[-1])
-        evaluate(models[label], recipe.eval.tasks, out, batch_size=recipe.eval.batch_size,
+        evaluate(models[label], tasks, out, batch_size=recipe.eval.batch_size,
                  max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed, label=label,
                  safety=safety, judge=recipe.eval.judge, safety_judge=recipe.eval.safety_judge)
         done[label] = str(out / "results.json")
+        release_memory()
     run.mark("eval", "done", results=done)
 
 

@@ -49,6 +49,8 @@ def wrap_model(model, adapter, *, task_type: str = "CAUSAL_LM"):
     if adapter.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
+        if adapter.freeze_layers:
+            freeze_bottom(model, adapter.freeze_layers)
         return model
     if adapter.method == "qlora":
         check_qlora_supported()
@@ -60,6 +62,18 @@ def wrap_model(model, adapter, *, task_type: str = "CAUSAL_LM"):
             if "score" in name:
                 p.requires_grad_(True)
     return peft_model
+
+
+def freeze_bottom(model, n: int) -> None:
+    """Freeze the input embeddings and the first ``n`` decoder layers (nothing below layer ``n``
+    then needs a gradient, so autograd never runs backward through them)."""
+    layers = getattr(model.get_decoder(), "layers", None)
+    if layers is None or n > len(layers):
+        have = "no decoder layer list" if layers is None else f"{len(layers)} decoder layers"
+        raise AdapterError(f"adapter.freeze_layers={n}: the model has {have}")
+    model.get_input_embeddings().requires_grad_(False)
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
 
 
 def save_outputs(model, tok, stage_dir: Path, *, base_model: Path, dtype: str,
