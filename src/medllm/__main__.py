@@ -1,4 +1,4 @@
 """``python -m medllm`` (and ``accelerate launch -m medllm run RECIPE``)."""
-from medllm.cli.main import app
+from medllm.cli.main import run
 
-app(prog_name="medllm")
+run()

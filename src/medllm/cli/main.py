@@ -22,6 +22,17 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 
 
+def run() -> None:
+    """The ``medllm`` console command: glibc malloc tuned for large tensors (``medllm.allocator``),
+    then the app. Tests call ``app`` directly and never re-execute."""
+    import sys
+
+    from medllm.allocator import reexec_with_tuned_malloc
+
+    reexec_with_tuned_malloc(sys.argv[1:])
+    app(prog_name="medllm")
+
+
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (CI).")) -> None:
