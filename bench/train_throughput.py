@@ -13,6 +13,9 @@ micro-batch that ``memory_fit`` sizes for ``max_seq_len``-long rows (no splittin
 batches that do not fit, ``train.causal._split_batches`` switched off): the A/B of that lever.
 Side ``ours-fp32base`` is LoRA with the recipe's ``model.dtype: float32`` (fp32 frozen base cast
 under autocast in every forward, the former CPU default): the A/B of the bf16 frozen base.
+Side ``ours-glibc`` is medllm under glibc's default malloc (the other ours sides get the
+``GLIBC_TUNABLES`` the ``medllm`` command sets for itself, ``medllm.allocator``; TRL gets glibc's
+defaults): the A/B of that lever.
 Side ``ours-compile`` compiles every decoder layer with ``torch.compile(dynamic=True)``
 (inductor); every ours side records the seconds of each forward/backward call
 (``call_seconds``), so compile time shows as the excess of the first calls.
@@ -186,6 +189,19 @@ def child(side: str, method: str, steps: int, out: Path, result: Path) -> None:
     result.write_text(json.dumps(data))
 
 
+def side_env(side: str) -> dict:
+    """ours sides run with the malloc tunables the ``medllm`` command sets for itself
+    (medllm.allocator); trl and ours-glibc with glibc's defaults, as a plain python process has."""
+    from medllm.allocator import wanted
+
+    env = dict(os.environ)
+    env.pop("GLIBC_TUNABLES", None)
+    tuned = wanted({})
+    if side.startswith("ours") and side != "ours-glibc" and tuned:
+        env["GLIBC_TUNABLES"] = tuned
+    return env
+
+
 def _compare(ours: dict, trl: dict) -> dict:
     return {"speedup_tokens_per_s": ours["tokens_per_s"] / trl["tokens_per_s"],
             "held_out_loss_rel_diff": (ours["held_out_loss"] - trl["held_out_loss"]) / trl["held_out_loss"],
@@ -217,8 +233,9 @@ def main() -> None:
                 key = side if side not in results else f"{side}#{sum(k.split('#')[0] == side for k in results) + 1}"
                 res = Path(tmp) / f"{key}-{method}.json"
                 subprocess.run([sys.executable, __file__, "--side", side, "--method", method, "--steps",
-                                str(a.steps), "--out", tmp, "--result", str(res)], check=True)
+                                str(a.steps), "--out", tmp, "--result", str(res)], check=True, env=side_env(side))
                 results[key] = json.loads(res.read_text())
+                results[key]["glibc_tunables"] = side_env(side).get("GLIBC_TUNABLES")
                 print(method, key, {k: v for k, v in results[key].items() if k not in ("loss_history", "call_seconds")}, flush=True)
             block = {"sides": results}
             if "ours" in results and "trl" in results:
