@@ -16,6 +16,9 @@ under autocast in every forward, the former CPU default): the A/B of the bf16 fr
 Side ``ours-glibc`` is medllm under glibc's default malloc (the other ours sides get the
 ``GLIBC_TUNABLES`` the ``medllm`` command sets for itself, ``medllm.allocator``; TRL gets glibc's
 defaults): the A/B of that lever.
+Side ``ours-fp32w`` is full fine-tuning with fp32 weights under bf16 autocast (the former CPU
+default; the other ours sides train bf16 weights against fp32 masters, ``train/master_weights.py``):
+the A/B of that lever.
 Side ``ours-compile`` compiles every decoder layer with ``torch.compile(dynamic=True)``
 (inductor); every ours side records the seconds of each forward/backward call
 (``call_seconds``), so compile time shows as the excess of the first calls.
@@ -199,6 +202,10 @@ def side_env(side: str) -> dict:
     tuned = wanted({})
     if side.startswith("ours") and side != "ours-glibc" and tuned:
         env["GLIBC_TUNABLES"] = tuned
+    if side == "ours-fp32w":
+        from medllm.train.master_weights import ENV
+
+        env[ENV] = "0"
     return env
 
 

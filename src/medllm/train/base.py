@@ -5,8 +5,8 @@ Weights dtype (``model.dtype``; ``auto`` below) and the trainer's mixed precisio
 - GPU with bf16: bf16 weights, bf16 autocast.
 - GPU without bf16: fp16 frozen base for LoRA/QLoRA with fp16 autocast; fp32 master weights
   for full fine-tuning (fp16 AMP cannot step fp16 parameters).
-- CPU: fp32 master weights, bf16 autocast where the CPU has native bf16 (today's behaviour,
-  measured faster than pure bf16 on CPUs without AMX). LoRA on such a CPU can keep the frozen
+- CPU: fp32 weights, bf16 autocast where the CPU has native bf16. Full fine-tuning in one
+  process then trains bf16 copies of the weights against fp32 masters (``bf16_master_weights``). LoRA on such a CPU can keep the frozen
   base in bf16 (``CPU_BF16_FROZEN_BASE``, off by default until measured faster), so autocast does not cast every base weight to bf16 again in
   every forward; the adapters stay fp32 (PEFT's ``autocast_adapter_dtype``) and the stage's
   lineage stays fp32, so the merge folds the fp32 adapter into the fp32 base.
@@ -99,6 +99,18 @@ def load_start_model(ctx, *, gradient_checkpointing: bool = False):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return model, tok
+
+
+def bf16_master_weights(ctx) -> bool:
+    """Full fine-tuning on one CPU process under bf16 autocast: train bf16 weights against
+    fp32 master weights (``train/master_weights.py``; measured in docs/training.md)."""
+    import os
+
+    from medllm.models.hardware import accelerator
+    from medllm.train.master_weights import wanted
+
+    return wanted(method=ctx.cfg.adapter.method, on_cpu=accelerator() != "cuda", autocast_bf16=_cpu_autocast_bf16(ctx),
+                  weights_dtype=ctx.weights_dtype, world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def _cpu_autocast_bf16(ctx) -> bool:

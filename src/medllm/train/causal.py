@@ -21,10 +21,12 @@ def load_policy(ctx: StageContext):
 
 def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: bool) -> dict:
     from medllm.train.fast_lm import CausalCollator, FastCausalLMTrainer
+    from medllm.train.base import bf16_master_weights
     from medllm.train.checkpoints import CompleteCheckpointMixin
+    from medllm.train.master_weights import MasterWeightsMixin
     from medllm.train.stage import callbacks, fit, training_args
 
-    class Trainer(CompleteCheckpointMixin, FastCausalLMTrainer):
+    class Trainer(CompleteCheckpointMixin, MasterWeightsMixin, FastCausalLMTrainer):
         pass
 
     fits = _split_batches(ctx)
@@ -37,6 +39,7 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
                       data_collator=CausalCollator(tok.pad_token_id, packed=packed), processing_class=tok,
                       callbacks=cbs)
     trainer.forward_fits = fits
+    trainer.master_weights = bf16_master_weights(ctx)
     return fit(ctx, trainer, hist)
 
 

@@ -181,6 +181,8 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
         from medllm.models.loading import dtype_name
 
         metrics["weights_dtype"] = dtype_name(ctx.weights_dtype)
+    if getattr(trainer, "master_weights", False):
+        metrics["bf16_master_weights"] = True   # trained as bf16 against fp32 masters (train/master_weights.py)
     if getattr(trainer, "forwards", 0):
         metrics.update(forwards=trainer.forwards, forward_rows_max=trainer.forward_rows_max)
     # from the trainer state, which a resumed run restores from its checkpoint
