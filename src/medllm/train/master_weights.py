@@ -41,7 +41,6 @@ class MasterWeights:
     def __init__(self, model: torch.nn.Module):
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.masters = {n: p.detach().clone().float() for n, p in self.named}
-        self._bf16: dict[str, torch.Tensor] = {}
         self._hooks = [p.register_post_accumulate_grad_hook(self._adder(self.masters[n])) for n, p in self.named]
         with torch.no_grad():
             for _, p in self.named:
