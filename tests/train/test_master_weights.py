@@ -13,10 +13,10 @@ from medllm.train.master_weights import ENV, MasterWeights
 def test_gradients_accumulate_in_fp32_and_the_step_writes_masters_back():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
-    model[1].bias.requires_grad_(False)  # a frozen weight stays fp32 and untouched
+    model[1].bias.requires_grad_(False)  # a frozen weight computes in bf16, leaves as its exact fp32 self
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     mw = MasterWeights(model)
-    assert model[0].weight.dtype == torch.bfloat16 and model[1].bias.dtype == torch.float32
+    assert model[0].weight.dtype == torch.bfloat16 and model[1].bias.dtype == torch.bfloat16
     assert torch.equal(mw.masters["0.weight"], before["0.weight"])   # masters start exact
 
     x = torch.randn(5, 4)
@@ -97,3 +97,25 @@ def test_resume_with_master_weights_matches_uninterrupted(tmp_path, tiny_model_d
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_frozen_embeddings_compute_in_bf16_and_are_saved_exact(tmp_path, tiny_model_dir, sft_ds, monkeypatch):
+    """adapter.freeze_embeddings under bf16 master weights: the vocabulary matrices get no gradient and
+    leave the stage bit-identical to the base (fp32 originals, not bf16-rounded), every layer trains."""
+    from medllm.train import run_stage
+
+    monkeypatch.setenv(ENV, "1")
+    cfg = _full_ft(adapter={"method": "full", "freeze_embeddings": True})
+    res = run_stage("fe", cfg, base_model=tiny_model_dir, datasets={"d": sft_ds}, out_dir=tmp_path, seed=3)
+    assert res.metrics.get("bf16_master_weights") is True
+    before, after = _weights(tiny_model_dir), _weights(res.model_dir)
+    vocab = [k for k in before if "embed_tokens" in k or "lm_head" in k]
+    layers = [k for k in before if k.endswith("proj.weight")]
+    assert vocab and layers
+    for k in vocab:
+        assert after[k].dtype == before[k].dtype and torch.equal(after[k], before[k]), k
+    assert all(not torch.equal(before[k], after[k]) for k in layers)
+    assert res.metrics["trainable_params"] == sum(before[k].numel() for k in before if k not in vocab)
+    losses = [x for _, x in res.metrics["loss_history"]]
+    assert losses[-1] < losses[0]

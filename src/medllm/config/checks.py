@@ -193,9 +193,10 @@ def _stage_problems(raw: dict, sources: dict[str, dict], check_files: bool) -> l
         adapter = st.get("adapter") or {}
         if isinstance(adapter, dict) and adapter.get("method") == "qlora":
             out += _qlora_problems(f"{where}.adapter.method")
-        if isinstance(adapter, dict) and adapter.get("freeze_layers") and adapter.get("method", "lora") != "full":
-            out.append(Problem(f"{where}.adapter.freeze_layers", "freezes layers of full fine-tuning only "
-                                                                  "(a LoRA adapter already leaves the base frozen)"))
+        for knob in ("freeze_layers", "freeze_embeddings"):
+            if isinstance(adapter, dict) and adapter.get(knob) and adapter.get("method", "lora") != "full":
+                out.append(Problem(f"{where}.adapter.{knob}", "freezes parts of full fine-tuning only "
+                                                              "(a LoRA adapter already leaves the base frozen)"))
         if stype in ("reward", "dpo") and st.get("packing"):
             out.append(Problem(f"{where}.packing", f"packing is not supported for {stype} (pairs must stay whole)"))
         if stype == "rejection_sampling":

@@ -22,6 +22,11 @@ class AdapterConfig(Section):
     """Full fine-tuning only: keep the token embeddings (and a head tied to them) and the first N decoder
     layers frozen. Backward then stops above layer N, which saves its share of the step's compute and the
     frozen weights' gradients and optimizer state (docs/demo.md measures what it costs in uptake)."""
+    freeze_embeddings: bool = False
+    """Full fine-tuning only: keep the token embeddings and the output head (tied or not) frozen, and
+    train every decoder layer. The vocabulary matrices are a large share of a small model (SmolLM2-135M:
+    28M of 135M parameters) and of a big-vocabulary one (Llama-3-8B: 1.05B); frozen, they need no
+    gradient, fp32 master copy or optimizer state (docs/demo.md measures what it costs in uptake)."""
 
 
 class StageBase(Section):

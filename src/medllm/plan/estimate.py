@@ -92,10 +92,26 @@ def activation_bytes_per_token(shape: ModelShape, layers_kept: float, dtype_byte
     return per_layer * layers_kept * dtype_bytes
 
 
+def frozen_params(shape: ModelShape, adapter) -> int:
+    """Parameters that full fine-tuning leaves frozen (``adapter.freeze_embeddings`` / ``freeze_layers``):
+    the vocabulary matrices and the first N decoder layers (their linears and two norms)."""
+    if getattr(adapter, "method", "full") != "full":
+        return 0
+    n = 0
+    if getattr(adapter, "freeze_embeddings", False) or getattr(adapter, "freeze_layers", 0):
+        n += shape.vocab * shape.hidden
+    if getattr(adapter, "freeze_embeddings", False) and not shape.tied:
+        n += shape.vocab * shape.hidden
+    layers = min(getattr(adapter, "freeze_layers", 0) or 0, shape.layers)
+    n += layers * (sum(i * o for i, o in shape.linears().values()) + 2 * shape.hidden)
+    return n
+
+
 def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_len: int,
            checkpointing: bool, sharding: Sharding = Sharding(), r: int = 16, targets="all-linear",
            chunked_head: bool = True, pairs: bool = False, reference: bool = False,
-           lm_head: bool = True, lora_dropout: float = 0.0, accelerator: bool = True) -> dict[str, float]:
+           lm_head: bool = True, lora_dropout: float = 0.0, accelerator: bool = True,
+           frozen: int = 0) -> dict[str, float]:
     """GB per device, by component."""
     b = _bytes(dtype)
     n = max(1, sharding.gpus)
@@ -104,10 +120,10 @@ def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_
     shard_w = n if sharding.kind in ("zero3", "fsdp") else 1
     P = shape.params
     if method == "full":
-        trainable = P
+        trainable = P - frozen
         weights = P * b
-        grads = P * b
-        optim = P * (8 + (4 if b < 4 else 0))   # Adam m, v (+ fp32 master under mixed precision)
+        grads = trainable * b
+        optim = trainable * (8 + (4 if b < 4 else 0))   # Adam m, v (+ fp32 master under mixed precision)
     else:
         trainable = lora_params(shape, r, targets)
         base = shape.linear_params * NF4_BYTES + shape.other_params * b if method == "qlora" else P * b
@@ -166,10 +182,10 @@ def estimate_stage(name: str, stage, shape: ModelShape, *, dtype: str, sharding:
     kw = dict(method=a.method, dtype=dtype, micro_batch=stage.batch_size, seq_len=stage.max_seq_len,
               checkpointing=stage.gradient_checkpointing, sharding=sharding, r=a.r, targets=a.target_modules,
               chunked_head=chunked, pairs=pairs, reference=reference, lm_head=stage.type != "reward",
-              lora_dropout=a.dropout, accelerator=device.accelerator)
+              lora_dropout=a.dropout, accelerator=device.accelerator, frozen=frozen_params(shape, a))
     mem = memory(shape, **kw)
     total = sum(mem.values())
-    trainable = shape.params if a.method == "full" else lora_params(shape, a.r, a.target_modules)
+    trainable = shape.params - frozen_params(shape, a) if a.method == "full" else lora_params(shape, a.r, a.target_modules)
     n = max(1, sharding.gpus)
     tokens_step = stage.batch_size * stage.grad_accum * stage.max_seq_len * n * (2 if pairs else 1)
     tps = device.peak_tflops * 1e12 * device.mfu * n / flops_per_token(shape, a.method,

@@ -51,6 +51,8 @@ def wrap_model(model, adapter, *, task_type: str = "CAUSAL_LM"):
             p.requires_grad_(True)
         if adapter.freeze_layers:
             freeze_bottom(model, adapter.freeze_layers)
+        if adapter.freeze_embeddings:
+            freeze_vocabulary(model)
         return model
     if adapter.method == "qlora":
         check_qlora_supported()
@@ -62,6 +64,14 @@ def wrap_model(model, adapter, *, task_type: str = "CAUSAL_LM"):
             if "score" in name:
                 p.requires_grad_(True)
     return peft_model
+
+
+def freeze_vocabulary(model) -> None:
+    """Freeze the input embeddings and the output head (the same tensor when tied)."""
+    model.get_input_embeddings().requires_grad_(False)
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.requires_grad_(False)
 
 
 def freeze_bottom(model, n: int) -> None:

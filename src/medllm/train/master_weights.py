@@ -13,7 +13,8 @@ while the optimizer steps fp32 master copies:
 * checkpoints and the stage's outputs hold the fp32 masters, so a resumed run and the next
   stage start from exact weights, and the model leaves training as fp32 again.
 
-Frozen weights and buffers (RoPE frequencies) are left as they are. One process only: DDP
+Frozen weights compute in bf16 as well, their fp32 originals kept for saving; buffers (RoPE
+frequencies) are left as they are. One process only: DDP
 all-reduces the model's own gradients, which the hook takes away (``wanted`` checks).
 Measured in docs/training.md ("bf16 weights with fp32 masters")."""
 from __future__ import annotations
@@ -41,9 +42,14 @@ class MasterWeights:
     def __init__(self, model: torch.nn.Module):
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.masters = {n: p.detach().clone().float() for n, p in self.named}
+        # Frozen fp32 weights (adapter.freeze_embeddings / freeze_layers) compute in bf16 too: an fp32
+        # embedding would make the whole residual stream fp32. Their fp32 originals are kept for saving.
+        self.frozen = [(n, p) for n, p in model.named_parameters()
+                       if not p.requires_grad and p.dtype == torch.float32]
+        self.originals = {n: p.data for n, p in self.frozen}
         self._hooks = [p.register_post_accumulate_grad_hook(self._adder(self.masters[n])) for n, p in self.named]
         with torch.no_grad():
-            for _, p in self.named:
+            for _, p in self.named + self.frozen:
                 p.data = p.data.to(torch.bfloat16)
 
     @staticmethod
@@ -76,13 +82,14 @@ class MasterWeights:
     @contextlib.contextmanager
     def fp32_view(self):
         """The model's trainable weights are the fp32 masters while inside (saving)."""
-        held = {n: p.data for n, p in self.named}
+        held = {n: p.data for n, p in self.named + self.frozen}
+        exact = {**self.masters, **self.originals}
         try:
-            for n, p in self.named:
-                p.data = self.masters[n]
+            for n, p in self.named + self.frozen:
+                p.data = exact[n]
             yield
         finally:
-            for n, p in self.named:
+            for n, p in self.named + self.frozen:
                 p.data = held[n]
 
     def finish(self) -> None:
@@ -93,6 +100,8 @@ class MasterWeights:
             for n, p in self.named:
                 p.data = self.masters[n].detach()
                 p.grad = None
+            for n, p in self.frozen:
+                p.data = self.originals[n]
         self._hooks = []
 
 
