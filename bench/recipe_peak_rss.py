@@ -43,8 +43,9 @@ def child(recipe_path: str, overrides: list[str], stage_name: str, steps: int, t
     res = run_stage(stage_name, stage, recipe=recipe, run=run, base_model=ensure_local(recipe.model.name),
                     datasets=datasets, out_dir=Path(tmp) / stage_name)
     m = res.metrics
-    return {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-            "rss_before_stage_gb": rss_before / 1e6, "seconds": round(time.perf_counter() - t0, 1),
+    gb = 1024 / 1e9   # ru_maxrss is in KiB on Linux; GB here are 10^9 bytes, as in `medllm plan`
+    return {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * gb,
+            "rss_before_stage_gb": rss_before * gb, "seconds": round(time.perf_counter() - t0, 1),
             "tokens": m.get("tokens"), "tokens_per_s": m.get("tokens_per_s"), "train_loss": m.get("train_loss"),
             "micro_batch": m.get("micro_batch"), "grad_accum": m.get("grad_accum"),
             "plan_estimate_gb": m.get("plan_estimate_gb")}

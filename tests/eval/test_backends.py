@@ -153,3 +153,20 @@ def test_evaluate_against_endpoint(fake_server, tmp_path):
         {"question": "which drug now?", "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "answer_idx": "C"}])
     res = evaluate(fake_server, [EvalTask(task="medqa", path=str(p), mode="generate")], tmp_path / "o", report=False)
     assert res["tasks"]["medqa:generate"]["metrics"]["acc"]["value"] == 0.5
+
+
+def test_generation_batches_follow_generate_batch_size(tiny_model_dir, monkeypatch):
+    """eval.generate_batch_size sets the rows per generate call (loglik keeps batch_size), and the
+    greedy answers do not depend on it (fp32)."""
+    from medllm.eval.backends import HFBackend
+
+    chats = [[{"role": "user", "content": f"Question {i}: what treats condition {i}?"}] for i in range(7)]
+    answers = {}
+    for gbs in (None, 5):
+        b = HFBackend(tiny_model_dir, batch_size=2, dtype="float32", generate_batch_size=gbs)
+        rows = []
+        real = b.model.generate
+        monkeypatch.setattr(b.model, "generate", lambda *a, **k: rows.append(k["input_ids"].shape[0]) or real(*a, **k))
+        answers[gbs] = b.generate(chats, max_new_tokens=4)
+        assert rows == ([2, 2, 2, 1] if gbs is None else [5, 2])
+    assert answers[None] == answers[5]

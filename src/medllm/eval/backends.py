@@ -44,15 +44,17 @@ def is_endpoint(model: str | os.PathLike) -> bool:
 
 
 def make_backend(model: str | os.PathLike, *, adapter=None, batch_size: int = 8, dtype: str = "auto",
-                 api_model: str | None = None) -> Backend:
+                 api_model: str | None = None, generate_batch_size: int | None = None) -> Backend:
     if is_endpoint(model):
         return OpenAIBackend(str(model), model_name=api_model)
-    return HFBackend(model, adapter=adapter, batch_size=batch_size, dtype=dtype)
+    return HFBackend(model, adapter=adapter, batch_size=batch_size, dtype=dtype,
+                     generate_batch_size=generate_batch_size)
 
 
 # ======================================================================= in-process HF
 class HFBackend:
-    def __init__(self, model, *, adapter=None, batch_size: int = 8, dtype: str = "auto"):
+    def __init__(self, model, *, adapter=None, batch_size: int = 8, dtype: str = "auto",
+                 generate_batch_size: int | None = None):
         import torch
 
         from medllm.models import load_causal_lm, model_device, stop_token_ids
@@ -63,6 +65,7 @@ class HFBackend:
         self.stop_ids = stop_token_ids(self.model, self.tok)
         self.name = str(model) + (f"+{adapter}" if adapter else "")
         self.batch_size = batch_size
+        self.generate_batch_size = generate_batch_size or batch_size
         self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self._decoder = base.get_decoder()          # LoRA layers live inside, so adapters still apply
@@ -100,15 +103,17 @@ class HFBackend:
         whole = self._enc(ctx + cont) if ctx else ctx_ids + self._enc(cont)
         return ctx_ids, whole[len(ctx_ids):] if ctx else whole[1:]
 
-    def _batches(self, seqs: list[list[int]], *, left: bool = False, pad: int | None = None):
+    def _batches(self, seqs: list[list[int]], *, left: bool = False, pad: int | None = None,
+                 size: int | None = None):
         """Longest first, ``batch_size`` at a time: (row indices, ids, attention mask) padded
         on the right (scoring) or on the left (generation continues from the last token)."""
         torch = self._torch
         if pad is None:
             pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
+        size = size or self.batch_size
+        for s in range(0, len(order), size):
+            idx = order[s:s + size]
             width = max(len(seqs[i]) for i in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -258,7 +263,7 @@ class HFBackend:
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         bar = progress(total=len(enc), desc="generate", unit="ex")
         with torch.inference_mode():
-            for idx, ids, mask in self._batches(enc, left=True, pad=pad):
+            for idx, ids, mask in self._batches(enc, left=True, pad=pad, size=self.generate_batch_size):
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                           do_sample=False, pad_token_id=pad, eos_token_id=self.stop_ids)
                 for r, i in enumerate(idx):

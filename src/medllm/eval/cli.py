@@ -55,6 +55,8 @@ def run_cmd(model: str = typer.Argument("smollm2-135m-instruct", help="Model nam
             out: Path = typer.Option(Path("runs/eval"), "--out", "-o"),
             adapter: Optional[Path] = typer.Option(None, help="PEFT adapter folder"),
             batch_size: int = typer.Option(8), max_new_tokens: int = typer.Option(128),
+            generate_batch_size: Optional[int] = typer.Option(None, help="Rows per generation batch "
+                                                              "(default: --batch-size)"),
             seed: int = typer.Option(1234), dtype: str = typer.Option("auto", help="auto | bfloat16 | float32"),
             safety: bool = typer.Option(False, help="Also run the built-in safety probes"),
             judge: Optional[str] = typer.Option(None, help="Judge model/endpoint for diagnosis tasks"),
@@ -84,7 +86,8 @@ def run_cmd(model: str = typer.Argument("smollm2-135m-instruct", help="Model nam
         judge_backend = make_backend(judge) if judge else None
         res = evaluate(model, tasks, out, adapter=adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
                        seed=seed, label=label, safety=safety, forgetting=forgetting, dtype=dtype,
-                       judge=judge_backend, api_model=api_model, bertscore_model=bertscore_model)
+                       judge=judge_backend, api_model=api_model, bertscore_model=bertscore_model,
+                       generate_batch_size=generate_batch_size)
     except (TaskDataError, TaskSpecError, PromptError, BackendError) as exc:
         fail(str(exc))
     console.print((out / "report.md").read_text(), highlight=False)

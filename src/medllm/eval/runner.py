@@ -220,8 +220,9 @@ def model_content_id(model, adapter=None, dtype: str = "auto", api_model: str | 
 
 
 class _BackendFactory:
-    def __init__(self, model, adapter, batch_size, dtype, api_model=None):
+    def __init__(self, model, adapter, batch_size, dtype, api_model=None, generate_batch_size=None):
         self.args = (model, adapter, batch_size, dtype, api_model)
+        self.generate_batch_size = generate_batch_size
         self._model_id = None
         self.backend = None
 
@@ -236,14 +237,15 @@ class _BackendFactory:
 
         if self.backend is None:
             model, adapter, bs, dtype, api_model = self.args
-            self.backend = make_backend(model, adapter=adapter, batch_size=bs, dtype=dtype, api_model=api_model)
+            self.backend = make_backend(model, adapter=adapter, batch_size=bs, dtype=dtype, api_model=api_model,
+                                        generate_batch_size=self.generate_batch_size)
         return self.backend
 
 
 def evaluate(model, tasks, out_dir, *, adapter=None, batch_size: int = 8, max_new_tokens: int = 128,
              seed: int = 1234, label: str | None = None, safety: bool = False, forgetting: dict | None = None,
              dtype: str = "auto", judge=None, api_model: str | None = None, bertscore_model: str | None = None,
-             report: bool = True, safety_judge: bool = False) -> dict:
+             report: bool = True, safety_judge: bool = False, generate_batch_size: int | None = None) -> dict:
     """See the module docstring of ``medllm.eval`` for the returned dict. ``judge``: a backend
     object, or a model spec / endpoint URL (loaded here); ``safety_judge`` also grades the
     safety answers with it."""
@@ -256,7 +258,7 @@ def evaluate(model, tasks, out_dir, *, adapter=None, batch_size: int = 8, max_ne
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    factory = _BackendFactory(model, adapter, batch_size, dtype, api_model)
+    factory = _BackendFactory(model, adapter, batch_size, dtype, api_model, generate_batch_size)
     result = {"model": str(model), "adapter": str(adapter) if adapter else None, "label": label or Path(str(model)).name,
               "dtype": dtype, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {},
               "skipped": {}, "safety": None, "forgetting": None}

@@ -218,7 +218,8 @@ def render_markdown(run: RunFolder, data: dict) -> str:
     peak = max((t.get("peak_rss_mb") or 0 for t in steps), default=0)
     lines.append(f"| **total** | | {_fmt(total, 1)} | {_fmt(total_core, 1)} | | {_fmt(flops or None)} | | |")
     if peak:
-        lines += ["", f"Peak resident memory of the pipeline process: {peak / 1024:.1f} GB."]
+        lines += ["", f"Peak resident memory of the pipeline process: {peak * 2**20 / 1e9:.2f} GB "
+                      f"({peak / 1024:.2f} GiB)."]
     lines += _data_lines(data.get("data"))
     rows = _eval_rows(data["evals"])
     lines += ["", "## Evaluation", "", "| model | task | measures | metric | value | 95% CI | n |",

@@ -220,6 +220,7 @@ def _eval_step(recipe, run: RunFolder, models: dict[str, Path], fps: dict) -> No
     for label, (tasks, safety) in eval_plan(recipe, _eval_labels(recipe, models)).items():
         out = run.stage_dir("eval") / label
         evaluate(models[label], tasks, out, batch_size=recipe.eval.batch_size,
+                 generate_batch_size=recipe.eval.generate_batch_size,
                  max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.eval.seed, label=label,
                  safety=safety, judge=recipe.eval.judge, safety_judge=recipe.eval.safety_judge)
         done[label] = str(out / "results.json")
