@@ -52,21 +52,3 @@ def reexec_with_tuned_malloc(argv: list[str]) -> None:
     except OSError:
         return
 
-
-_libc = None
-
-
-def release_free_memory() -> bool:
-    """``malloc_trim(0)``: give the kernel back the pages of freed heap chunks, also those in
-    the middle of the heap (glibc >= 2.8). Called between optimizer steps (``train.observe``),
-    when the step's activations and gradients are gone: freed-but-resident heap memory would
-    otherwise count in the next step's peak. Returns False where there is no glibc."""
-    global _libc
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    if _libc is None:
-        import ctypes
-
-        _libc = ctypes.CDLL("libc.so.6")
-    _libc.malloc_trim(0)
-    return True
