@@ -33,9 +33,9 @@ class EvalConfig(Section):
     forgetting: bool = False
     batch_size: int = Field(default=8, gt=0)
     generate_batch_size: int | None = Field(default=None, gt=0)
-    """Rows per generation batch (generate-mode tasks, safety probes); unset = ``batch_size``. A small
-    model's decode step on CPU costs about the same for 16 rows as for 48, while loglik batches of
-    multi-token choices are fastest small (docs/evaluation.md)."""
+    """Rows per generation batch (generate-mode tasks, safety probes); unset = ``batch_size``. Lets
+    generation batch wider than loglik scoring, whose multi-token choices run fastest in small
+    batches on CPU (docs/evaluation.md); on a GPU wide generation batches are what fill it."""
     max_new_tokens: int = Field(default=128, gt=0)
     seed: int = 1234
     judge: str | None = None
