@@ -119,3 +119,26 @@ def test_frozen_embeddings_compute_in_bf16_and_are_saved_exact(tmp_path, tiny_mo
     assert res.metrics["trainable_params"] == sum(before[k].numel() for k in before if k not in vocab)
     losses = [x for _, x in res.metrics["loss_history"]]
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_best_checkpoint_is_the_final_model_exactly(tmp_path, tiny_model_dir, sft_ds, monkeypatch):
+    """eval_every (best by validation) with bf16 master weights: the stage's model is the best
+    checkpoint's fp32 weights bit for bit, not a bf16 round trip of them."""
+    import json
+
+    from medllm.train import run_stage
+
+    monkeypatch.setenv(ENV, "1")
+    # a learning rate that diverges: validation is best after step 1, so the end reloads checkpoint-1
+    cfg = _full_ft(max_steps=4, val_fraction=0.25, eval_every=1, lr=2.0)
+    res = run_stage("best", cfg, base_model=tiny_model_dir, datasets={"d": sft_ds}, out_dir=tmp_path, seed=3)
+    assert res.metrics.get("bf16_master_weights") is True
+    best = json.loads((tmp_path / "checkpoints" / "BEST.json").read_text())["checkpoint"]
+    assert best != "checkpoint-4"   # an earlier checkpoint was reloaded at the end
+    saved, final = _weights(tmp_path / "checkpoints" / best), _weights(res.model_dir)
+    assert saved.keys() == final.keys()
+    for k in saved:
+        assert final[k].dtype == torch.float32 and torch.equal(saved[k], final[k]), k
+    w = final["model.layers.0.mlp.down_proj.weight"]
+    assert not torch.equal(w, w.bfloat16().float())
