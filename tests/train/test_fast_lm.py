@@ -132,3 +132,28 @@ def test_narrow_cpu_batches_run_eager_attention_with_the_sdpa_losses(tmp_path, m
     a = [x[1] for x in eager["loss_history"]]
     b = [x[1] for x in sdpa["loss_history"]]
     assert all(abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)
+
+
+def test_pad_to_multiple_of_rounds_widths_and_split_pieces_keep_them():
+    from medllm.train.fast_lm import CausalCollator, split_to_fit
+
+    rows = [{"input_ids": list(range(1, n + 1)), "labels": [-100] + list(range(2, n + 1))} for n in (5, 40, 7, 33)]
+    batch = CausalCollator(pad_id=0, pad_to_multiple_of=16)(rows)
+    assert batch["input_ids"].shape == (4, 48)
+    assert int(batch["attention_mask"].sum()) == 5 + 40 + 7 + 33 and not batch["attention_mask"][:, 40:].any()
+    assert (batch["shift_labels"][:, 40:] == -100).all()
+    pieces = split_to_fit(batch, lambda rows, width: rows * width <= 100, multiple=16)
+    assert len(pieces) > 1
+    assert all(p["input_ids"].shape[1] % 16 == 0 and p["input_ids"].shape[1] <= 48 for p in pieces)
+    assert sum(int(p["attention_mask"].sum()) for p in pieces) == int(batch["attention_mask"].sum())
+
+
+def test_padding_to_a_multiple_trains_like_plain_padding(tmp_path):
+    """Extra padding columns are masked and carry no target: the same losses, step by step."""
+    rows = _varied_rows()
+    plain = _stage_losses(tmp_path, "plain", rows, cpu_memory_gb=0)
+    rounded = _stage_losses(tmp_path, "rounded", rows, cpu_memory_gb=0, pad_to_multiple_of=64)
+    a = [x[1] for x in plain["loss_history"]]
+    b = [x[1] for x in rounded["loss_history"]]
+    assert len(a) == 2 and all(abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)
+    assert rounded["tokens"] == plain["tokens"]   # throughput counts real tokens, not padding

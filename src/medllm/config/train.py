@@ -58,12 +58,20 @@ class StageBase(Section):
     0 = keep batch_size as the micro-batch). batch_size x grad_accum per optimizer step is kept."""
 
 
-class PretrainStage(StageBase):
+class CausalStageBase(StageBase):
+    """Stages trained as a causal LM by medllm's own trainer (``train.fast_lm``)."""
+    pad_to_multiple_of: int | None = Field(default=None, gt=0)
+    """Pad each (unpacked) batch to a multiple of this many tokens. On CPU that bounds the number of
+    distinct activation sizes, so freed heap blocks fit the next batch: demo SFT, 60 steps, 8 ->
+    peak 5.78 -> 5.34 GB at 0.965x the speed (docs/training.md, "Allocator")."""
+
+
+class PretrainStage(CausalStageBase):
     type: Literal["pretrain"] = "pretrain"
     packing: bool = True
 
 
-class SFTStage(StageBase):
+class SFTStage(CausalStageBase):
     type: Literal["sft"] = "sft"
     last_turn_only: bool = False
     packing: bool = False
@@ -82,7 +90,7 @@ class DPOStage(StageBase):
     lr: float = Field(default=5e-5, gt=0)
 
 
-class RejectionSamplingStage(StageBase):
+class RejectionSamplingStage(CausalStageBase):
     type: Literal["rejection_sampling"] = "rejection_sampling"
     k: int = Field(default=4, gt=0)
     top_n: int = Field(default=1, gt=0)

@@ -36,9 +36,12 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
                          else "random")
     hist, cbs = callbacks(ctx)
     trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
-                      data_collator=CausalCollator(tok.pad_token_id, packed=packed), processing_class=tok,
+                      data_collator=CausalCollator(tok.pad_token_id, packed=packed,
+                                                   pad_to_multiple_of=getattr(ctx.cfg, "pad_to_multiple_of", None)),
+                      processing_class=tok,
                       callbacks=cbs)
     trainer.forward_fits = fits
+    trainer.pad_to_multiple_of = getattr(ctx.cfg, "pad_to_multiple_of", None)
     trainer.master_weights = bf16_master_weights(ctx)
     return fit(ctx, trainer, hist)
 

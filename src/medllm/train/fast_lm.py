@@ -41,15 +41,20 @@ from transformers import Trainer
 from medllm.train.tokenize import IGNORE
 
 
+def round_up(n: int, multiple: int | None) -> int:
+    return -(-n // multiple) * multiple if multiple else n
+
+
 @dataclass
 class CausalCollator:
     pad_id: int
     packed: bool = False
+    pad_to_multiple_of: int | None = None   # padded batches only (see config: fewer distinct sizes)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         if self.packed:
             return self._packed(rows)
-        width = max(len(r["input_ids"]) for r in rows)
+        width = round_up(max(len(r["input_ids"]) for r in rows), self.pad_to_multiple_of)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -104,7 +109,7 @@ def _rows(batch) -> int:
     return int(batch["input_ids"].shape[0])
 
 
-def split_to_fit(batch: dict, fits) -> list[dict]:
+def split_to_fit(batch: dict, fits, multiple: int | None = None) -> list[dict]:
     """``batch`` as pieces that each satisfy ``fits(rows, width)`` (one piece when it already
     does). Padded batches: rows longest first, each piece cut to its own longest row. Packed
     rows (``position_ids`` restarting at 0): runs of whole samples. A single row/sample that
@@ -125,8 +130,8 @@ def split_to_fit(batch: dict, fits) -> list[dict]:
         cur.append(i)
     groups.append(cur)
     out = []
-    for g in groups:
-        idx, w = torch.tensor(g), max(int(lengths[g[0]]), 1)
+    for g in groups:   # each piece cut to its own longest row (rounded up like the collator's width)
+        idx, w = torch.tensor(g), min(round_up(max(int(lengths[g[0]]), 1), multiple), width)
         out.append({k: (v.index_select(0, idx)[:, :w] if torch.is_tensor(v) and v.dim() == 2 else v)
                     for k, v in batch.items()})
     return out
@@ -221,6 +226,7 @@ class FastCausalLMTrainer(Trainer):
     head_chunk = 1024  # target positions per head/CE chunk
     forward_fits = None  # (rows, width) -> bool from train.memory_fit: split batches that do not fit
     eager_attention_max_width = EAGER_ATTENTION_MAX_WIDTH  # CPU, padded pieces: eager instead of SDPA; 0 = off
+    pad_to_multiple_of = None  # the collator's, so split pieces keep rounded widths
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -243,7 +249,8 @@ class FastCausalLMTrainer(Trainer):
         self.forward_rows_max = 0    # most rows (padded) or samples (packed) in one forward
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        pieces = split_to_fit(inputs, self.forward_fits) if self.forward_fits is not None else [inputs]
+        pieces = (split_to_fit(inputs, self.forward_fits, self.pad_to_multiple_of)
+                  if self.forward_fits is not None else [inputs])
         if num_items_in_batch is None and len(pieces) > 1:   # normalise every piece by the whole batch
             num_items_in_batch = int((inputs["shift_labels"] != IGNORE).sum())
         total = None
