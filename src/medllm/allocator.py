@@ -51,4 +51,3 @@ def reexec_with_tuned_malloc(argv: list[str]) -> None:
         os.execve(sys.executable, cmd, env)
     except OSError:
         return
-

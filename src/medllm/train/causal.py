@@ -41,7 +41,6 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
                       processing_class=tok,
                       callbacks=cbs)
     trainer.forward_fits = fits
-    trainer.pad_to_multiple_of = getattr(ctx.cfg, "pad_to_multiple_of", None)
     trainer.master_weights = bf16_master_weights(ctx)
     return fit(ctx, trainer, hist)
 

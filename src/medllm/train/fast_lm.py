@@ -226,7 +226,6 @@ class FastCausalLMTrainer(Trainer):
     head_chunk = 1024  # target positions per head/CE chunk
     forward_fits = None  # (rows, width) -> bool from train.memory_fit: split batches that do not fit
     eager_attention_max_width = EAGER_ATTENTION_MAX_WIDTH  # CPU, padded pieces: eager instead of SDPA; 0 = off
-    pad_to_multiple_of = None  # the collator's, so split pieces keep rounded widths
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -249,8 +248,8 @@ class FastCausalLMTrainer(Trainer):
         self.forward_rows_max = 0    # most rows (padded) or samples (packed) in one forward
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        pieces = (split_to_fit(inputs, self.forward_fits, self.pad_to_multiple_of)
-                  if self.forward_fits is not None else [inputs])
+        multiple = getattr(self.data_collator, "pad_to_multiple_of", None)   # split pieces keep rounded widths
+        pieces = split_to_fit(inputs, self.forward_fits, multiple) if self.forward_fits is not None else [inputs]
         if num_items_in_batch is None and len(pieces) > 1:   # normalise every piece by the whole batch
             num_items_in_batch = int((inputs["shift_labels"] != IGNORE).sum())
         total = None

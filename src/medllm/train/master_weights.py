@@ -81,7 +81,7 @@ class MasterWeights:
 
     @contextlib.contextmanager
     def fp32_view(self):
-        """The model's trainable weights are the fp32 masters while inside (saving)."""
+        """While inside (saving): trainable weights are the fp32 masters, frozen ones their fp32 originals."""
         held = {n: p.data for n, p in self.named + self.frozen}
         exact = {**self.masters, **self.originals}
         try:
