@@ -19,6 +19,9 @@ defaults): the A/B of that lever.
 Side ``ours-fp32w`` is full fine-tuning with fp32 weights under bf16 autocast (the former CPU
 default; the other ours sides train bf16 weights against fp32 masters, ``train/master_weights.py``):
 the A/B of that lever.
+Side ``ours-noshare`` computes every row's whole prompt (``share_prefix: false``; the other ours
+sides run the prompt prefix the rows share, SmolLM2's default system turn and the medalpaca
+instruction, once per batch, ``train.fast_lm``): the A/B of that lever.
 Side ``ours-compile`` compiles every decoder layer with ``torch.compile(dynamic=True)``
 (inductor); every ours side records the seconds of each forward/backward call
 (``call_seconds``), so compile time shows as the excess of the first calls.
@@ -87,7 +90,7 @@ LORA_LR = 2e-4
 
 
 def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, split: bool = True,
-              fp32_base: bool = False, compile_layers: bool = False) -> dict:
+              fp32_base: bool = False, compile_layers: bool = False, share_prefix: bool = True) -> dict:
     from types import SimpleNamespace
 
     from datasets import Dataset
@@ -132,7 +135,7 @@ def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, spl
     lora = method == "lora"
     stage = SFTStage(data=["bench"], adapter=LORA if lora else {"method": "full"}, lr=LORA_LR if lora else 2e-5,
                      lr_scheduler="linear", warmup_ratio=0.0, batch_size=BATCH, max_steps=steps, max_seq_len=1024,
-                     log_every=1, **({} if fit else {"cpu_memory_gb": 0}))
+                     log_every=1, share_prefix=share_prefix, **({} if fit else {"cpu_memory_gb": 0}))
     res = run_stage("sft", stage, recipe=recipe, base_model=MODEL, datasets={"bench": ds},
                     out_dir=out / f"ours-{method}", seed=42, resume=False)
     m = res.metrics
@@ -143,6 +146,7 @@ def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, spl
             "micro_batch": m.get("micro_batch", BATCH), "grad_accum": m.get("grad_accum", 1),
             "forwards": m.get("forwards"), "forward_rows_max": m.get("forward_rows_max"),
             "weights_dtype": m.get("weights_dtype"), "call_seconds": call_seconds,
+            "prefix_tokens_saved": m.get("prefix_tokens_saved", 0),
             "held_out_loss": held_out_loss(model, tok, held)}
 
 
@@ -186,7 +190,8 @@ def child(side: str, method: str, steps: int, out: Path, result: Path) -> None:
         data = side_trl(steps, out, method)
     else:
         data = side_ours(steps, out, method, fit=side != "ours-nofit", split=side != "ours-static",
-                         fp32_base=side == "ours-fp32base", compile_layers=side == "ours-compile")
+                         fp32_base=side == "ours-fp32base", compile_layers=side == "ours-compile",
+                         share_prefix=side != "ours-noshare")
     data["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data["loadavg_before"], data["loadavg_after"] = load_before, os.getloadavg()
     result.write_text(json.dumps(data))
@@ -220,7 +225,7 @@ def _compare(ours: dict, trl: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-nofit, ours-static "
+    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-noshare, ours-nofit, ours-static "
                     "(a side named twice is kept as name, name#2, ...: bracket the noisy machine)")
     ap.add_argument("--methods", default="full")
     ap.add_argument("--side", help=argparse.SUPPRESS)

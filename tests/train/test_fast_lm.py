@@ -157,3 +157,60 @@ def test_padding_to_a_multiple_trains_like_plain_padding(tmp_path):
     b = [x[1] for x in rounded["loss_history"]]
     assert len(a) == 2 and all(abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)
     assert rounded["tokens"] == plain["tokens"]   # throughput counts real tokens, not padding
+
+
+def _batch(rows_ids, prompt_lens, pad_to=None):
+    from medllm.train.fast_lm import CausalCollator
+
+    rows = [{"input_ids": ids, "labels": [-100] * n + ids[n:]} for ids, n in zip(rows_ids, prompt_lens)]
+    return CausalCollator(pad_id=0, pad_to_multiple_of=pad_to)(rows)
+
+
+def test_shared_prefix_plan_saves_the_most_tokens_and_never_covers_a_target():
+    from medllm.train.fast_lm import plan_shared_prefix
+
+    system = list(range(100, 120))                       # 20 tokens every row but the last shares
+    rows = [system + [1, 2, 3, 4, 5, 6], system + [7, 8, 9, 10], system + [1, 2, 11, 12, 13],
+            [99] + system[1:] + [5, 6, 7]]
+    plan = plan_shared_prefix(_batch(rows, [23, 22, 22, 21]), min_saved=1)
+    assert plan.length == 20 and plan.saved == 2 * 20                   # 4 rows, 2 distinct prefixes
+    assert plan.inverse.tolist()[:3] == [plan.inverse[0].item()] * 3 and plan.inverse[3] != plan.inverse[0]
+    assert sorted(plan.first.tolist()) == [0, 3]
+    # a target inside the shared part caps the prefix before it: row 1's answer starts at token 10
+    capped = plan_shared_prefix(_batch(rows, [23, 11, 22, 21]), min_saved=1)
+    assert capped.length == 10 and capped.saved == 20
+    assert plan_shared_prefix(_batch(rows, [23, 22, 22, 21]), min_saved=41) is None   # not worth a forward
+    assert plan_shared_prefix(_batch([[1, 2, 3], [4, 5, 6]], [1, 1]), min_saved=1) is None   # nothing shared
+
+
+def _system_rows():
+    sys = "You are a careful assistant for questions about the colour of the sky and the sea. " * 2
+    rows = []
+    for k in (1, 5, 2, 7, 3, 1):
+        msgs = [{"role": "user", "content": "why is the sky blue " * k},
+                {"role": "assistant", "content": "Rayleigh scattering of sunlight " * (1 + k % 3)}]
+        rows.append({"messages": ([{"role": "system", "content": sys}] if k != 7 else []) + msgs})
+    return rows
+
+
+def test_a_shared_prompt_prefix_trains_exactly_like_every_row_computing_it(tmp_path, monkeypatch):
+    """Computing the system turn once per distinct prefix (its cache indexed out to every row) gives
+    the same losses step by step and the same trained weights as running every row whole."""
+    from safetensors.torch import load_file
+
+    from medllm.train.fast_lm import FastCausalLMTrainer
+
+    monkeypatch.setattr(FastCausalLMTrainer, "prefix_min_saved", 32)
+
+    rows = _system_rows()
+    shared = _stage_losses(tmp_path, "shared", rows, cpu_memory_gb=0)
+    whole = _stage_losses(tmp_path, "whole", rows, cpu_memory_gb=0, share_prefix=False)
+    assert shared["prefix_tokens_saved"] >= 4 * 30 and "prefix_tokens_saved" not in whole
+    a = [x[1] for x in shared["loss_history"]]
+    b = [x[1] for x in whole["loss_history"]]
+    assert len(a) == 2 and all(abs(x - y) <= 1e-5 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)
+    assert shared["tokens"] == whole["tokens"]
+    wa = load_file(str(next((tmp_path / "shared").rglob("merged/*.safetensors"))))
+    wb = load_file(str(next((tmp_path / "whole").rglob("merged/*.safetensors"))))
+    for name, t in wa.items():
+        assert torch.allclose(t.float(), wb[name].float(), atol=1e-6, rtol=1e-5), name

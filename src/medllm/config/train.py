@@ -64,6 +64,10 @@ class CausalStageBase(StageBase):
     """Pad each (unpacked) batch to a multiple of this many tokens. On CPU that bounds the number of
     distinct activation sizes, so freed heap blocks fit the next batch: demo SFT, 60 steps, 8 ->
     peak 5.78 -> 5.34 GB at 0.965x the speed (docs/training.md, "Allocator")."""
+    share_prefix: bool = True
+    """Compute a prompt prefix that rows of a padded batch share (a system turn, a fixed instruction)
+    once per distinct prefix instead of once per row: same loss and gradients, fewer decoder tokens.
+    Applies on one process without gradient checkpointing (``train.fast_lm``, docs/training.md)."""
 
 
 class PretrainStage(CausalStageBase):

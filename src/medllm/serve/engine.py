@@ -178,17 +178,19 @@ class BatchingEngine:
     def _forward(self, input_ids, mask, cache, adapters: list[str | None], keep_last: bool):
         from transformers import DynamicCache
 
+        from medllm.models.kv_cache import cache_kwarg, output_cache
+
         if cache is None:
             cache = DynamicCache(config=self.model.config)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
-        kwargs = dict(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                      past_key_values=cache, use_cache=True)
+        kwargs = dict(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                      **{cache_kwarg(self.model): cache})
         if keep_last:
             kwargs["logits_to_keep"] = 1
         if self.adapters:
             kwargs["adapter_names"] = [a or BASE_ADAPTER for a in adapters]
         out = self.model(**kwargs)
-        return out.logits[:, -1, :], out.past_key_values
+        return out.logits[:, -1, :], output_cache(out)
 
     def _prefill(self, reqs: list[GenRequest]) -> None:
         seqs = [_Seq(r, self.tokenizer, self.device) for r in reqs]

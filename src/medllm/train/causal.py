@@ -41,6 +41,7 @@ def train_rows(ctx: StageContext, model, tok, train_rows, eval_rows, *, packed: 
                       processing_class=tok,
                       callbacks=cbs)
     trainer.forward_fits = fits
+    trainer.share_prefix = getattr(ctx.cfg, "share_prefix", True)
     trainer.master_weights = bf16_master_weights(ctx)
     return fit(ctx, trainer, hist)
 

@@ -185,6 +185,8 @@ def fit(ctx: StageContext, trainer, hist, *, task: str = "causal_lm") -> dict:
         metrics["bf16_master_weights"] = True   # trained as bf16 against fp32 masters (train/master_weights.py)
     if getattr(trainer, "forwards", 0):
         metrics.update(forwards=trainer.forwards, forward_rows_max=trainer.forward_rows_max)
+    if getattr(trainer, "prefix_tokens_saved", 0):
+        metrics.update(prefix_tokens_saved=trainer.prefix_tokens_saved)
     # from the trainer state, which a resumed run restores from its checkpoint
     logs = trainer.state.log_history
     hist.train = [(h["step"], float(h["loss"])) for h in logs if "loss" in h]
