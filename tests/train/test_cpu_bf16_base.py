@@ -17,7 +17,7 @@ def test_lora_trains_on_a_bf16_base_and_merges_into_the_fp32_weights(tmp_path, s
 
     import medllm.train.base as base
 
-    monkeypatch.setattr(base, "CPU_BF16_FROZEN_BASE", True)   # the switch under test (off by default)
+    monkeypatch.setattr(base, "CPU_BF16_FROZEN_BASE", True)   # the switch under test (on by default)
 
     from medllm.config.train import SFTStage
     from medllm.models import load_causal_lm
