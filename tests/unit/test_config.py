@@ -120,6 +120,16 @@ def test_freeze_layers_is_for_full_fine_tuning_only(tmp_path):
     assert not problems
 
 
+def test_pad_to_multiple_of_on_packed_rows_is_refused_not_ignored(tmp_path):
+    data = minimal(tmp_path)   # pretrain packs by default
+    data["stages"]["pretrain"]["pad_to_multiple_of"] = 8
+    _, problems = check_recipe(write(tmp_path, data))
+    assert any("pad_to_multiple_of" in str(p) and "packs its rows" in str(p) for p in problems), problems
+    data["stages"]["pretrain"]["packing"] = False
+    _, problems = check_recipe(write(tmp_path, data))
+    assert not problems
+
+
 def test_public_bind_without_keys_is_refused(tmp_path):
     data = minimal(tmp_path)
     data["serve"] = {"host": "0.0.0.0"}

@@ -197,6 +197,9 @@ def _stage_problems(raw: dict, sources: dict[str, dict], check_files: bool) -> l
             if isinstance(adapter, dict) and adapter.get(knob) and adapter.get("method", "lora") != "full":
                 out.append(Problem(f"{where}.adapter.{knob}", "freezes parts of full fine-tuning only "
                                                               "(a LoRA adapter already leaves the base frozen)"))
+        if st.get("pad_to_multiple_of") and st.get("packing", stype == "pretrain"):
+            out.append(Problem(f"{where}.pad_to_multiple_of", "rounds the width of padded batches; this stage packs "
+                                                              "its rows (packing: true), so there is no padding to round"))
         if stype in ("reward", "dpo") and st.get("packing"):
             out.append(Problem(f"{where}.packing", f"packing is not supported for {stype} (pairs must stay whole)"))
         if stype == "rejection_sampling":
