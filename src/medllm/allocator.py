@@ -1,17 +1,12 @@
 """glibc malloc settings for the ``medllm`` command, applied by re-executing it once.
 
-Why: a CPU training step allocates and frees many large tensors (activations, bf16 weight
-copies under autocast, logits chunks). glibc serves each one above its mmap threshold with a
-fresh ``mmap`` and returns it with ``munmap``, so every step faults its memory in again, 4 KiB
-page by page, and the kernel zeroes each page. Measured on the demo's SFT (SmolLM2-135M, full
-fine-tuning, 60 steps, 2-core AMD EPYC without AMX, docs/training.md "Allocator"): 12 million
-minor page faults and 62 s of kernel time in a 290 s run. ``glibc.malloc.hugetlb=1`` makes
-malloc ask for transparent huge pages (2 MiB, ``madvise``), which removes most of those faults
-without keeping any memory that the program frees. ``glibc.malloc.mmap_threshold=4194304`` fixes
-the mmap threshold at 4 MiB: by default glibc raises it after each freed mmap chunk (up to 32 MiB),
-so ever bigger tensors come from the heap and the heap's high-water mark creeps up through a
-run. Measured on 100 demo SFT steps: same speed, peak 6.23 -> 5.97 GB; a 1 MiB threshold held
-5.63 GB but ran 0.89x (22M page faults).
+Why: glibc raises its mmap threshold each time a freed mmapped chunk is returned (up to 32 MiB),
+so through a long training run ever bigger tensors come from the heap and the heap's high-water
+mark creeps up. ``glibc.malloc.mmap_threshold=4194304`` fixes it at 4 MiB. Measured on 100 demo
+SFT steps: same speed, peak 6.23 -> 5.97 GB; a 1 MiB threshold held 5.63 GB but ran 0.89x.
+Until 2026-12-07 the command also set ``glibc.malloc.hugetlb=1`` (1.20x on SFT when weights were
+fp32 under autocast); with bf16 weights it no longer paid on SFT and cost the LoRA pretrain stage
+1.20x, so it is gone (docs/training.md, "Allocator").
 
 The tunables are read by the dynamic loader at process start only, hence the re-exec. The
 user's own ``GLIBC_TUNABLES`` always wins; ``MEDLLM_MALLOC=system`` switches this off. Only the
@@ -23,7 +18,10 @@ import os
 import platform
 import sys
 
-TUNABLES = "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=4194304"
+# hugetlb=1 (transparent huge pages for malloc) was dropped 2026-12-07: with bf16 weights it no longer
+# sped up SFT (40 demo steps: 304 tok/s without, 299 with) and it slowed the pretrain stage 1.20x
+# (295 vs 246 tok/s; docs/training.md, "The tunables against the pretrain stage").
+TUNABLES = "glibc.malloc.mmap_threshold=4194304"
 _MARK = "MEDLLM_MALLOC_TUNED"  # set before the re-exec, so it happens at most once
 
 

@@ -13,7 +13,7 @@ glibc_linux = pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[
 
 @glibc_linux
 def test_wanted_respects_the_user_and_the_opt_out():
-    assert allocator.wanted({}) == allocator.TUNABLES
+    assert allocator.wanted({}) == allocator.TUNABLES == "glibc.malloc.mmap_threshold=4194304"
     assert allocator.wanted({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}) is None   # the user's own wins
     assert allocator.wanted({"MEDLLM_MALLOC": "system"}) is None
     assert allocator.wanted({"MEDLLM_MALLOC_TUNED": "1"}) is None                     # at most once
