@@ -1,5 +1,5 @@
 """The causal-LM trainer behind pretrain / sft / rejection sampling: HF ``Trainer`` with
-three CPU-motivated changes, all measured (bench/train_throughput.py):
+CPU-motivated changes, all measured (bench/train_throughput.py, docs/training.md):
 
 * the LM head runs only on positions that have a target. With a 49K vocabulary the head
   and its cross-entropy are a large share of a small model's step; in SFT most positions
@@ -24,10 +24,11 @@ three CPU-motivated changes, all measured (bench/train_throughput.py):
   instruction) is computed once per distinct prefix, not once per row: a first forward runs
   the distinct prefixes and returns their key/value cache, the cache is indexed out to every
   row (autograd sums the rows' gradients back), and the main forward runs the rest of each row
-  against it (``plan_shared_prefix``). Same loss and gradients (tested); fewer tokens through
-  the decoder: the demo's SFT rows are ~60 tokens, 15 of them its system turn. One process
-  without gradient checkpointing and decoders with a plain key/value cache only (DDP expects
-  one forward per backward; checkpointing turns the cache off).
+  against it (``plan_shared_prefix``). Same loss and gradients (tested). The extra forward
+  costs ~90 tokens' worth, so it runs only when it saves ``prefix_min_saved`` tokens: a
+  95-token system prompt trained 1.5x faster, the demo's 15-token one not at all
+  (docs/training.md). One process without gradient checkpointing and decoders with a plain
+  key/value cache only (DDP expects one forward per backward; checkpointing turns the cache off).
 
 * on CPU, padded pieces up to ``eager_attention_max_width`` tokens wide run eager (matmul +
   softmax) attention instead of SDPA: CPU SDPA's flash backward is slow on short rows (one
