@@ -184,12 +184,12 @@ def test_shared_prefix_plan_saves_the_most_tokens_and_never_covers_a_target():
 
 
 def _system_rows():
-    sys = "You are a careful assistant for questions about the colour of the sky and the sea. " * 2
+    system = "You are a careful assistant for questions about the colour of the sky and the sea. " * 2
     rows = []
     for k in (1, 5, 2, 7, 3, 1):
         msgs = [{"role": "user", "content": "why is the sky blue " * k},
                 {"role": "assistant", "content": "Rayleigh scattering of sunlight " * (1 + k % 3)}]
-        rows.append({"messages": ([{"role": "system", "content": sys}] if k != 7 else []) + msgs})
+        rows.append({"messages": ([{"role": "system", "content": system}] if k != 7 else []) + msgs})
     return rows
 
 
