@@ -78,3 +78,21 @@ def test_pickle_only_folder_is_refused(tmp_path, tiny_model_dir):
 def test_load_local_folder(tiny_model_dir):
     model, tok = load_causal_lm(str(tiny_model_dir), dtype="float32")
     assert model.config.num_hidden_layers == 2 and tok.pad_token is not None
+
+
+def test_the_output_head_gets_a_contiguous_input_even_for_a_frozen_model(tiny_model_dir):
+    """generate's last-position slice is strided; with a frozen (or adapter-merged) head weight
+    torch's CPU linear then copies the weight once per row (1.5 s per batch for SmolLM2's head)."""
+    import torch
+
+    model, _ = load_causal_lm(str(tiny_model_dir), dtype="float32")
+    for p in model.parameters():
+        p.requires_grad_(False)                     # as after an adapter merge
+    seen = []
+    model.get_output_embeddings().register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous()))
+    ids = torch.randint(0, model.config.vocab_size, (3, 7))
+    with torch.inference_mode():
+        out = model(input_ids=ids, logits_to_keep=1)
+        full = model(input_ids=ids).logits[:, -1:, :]
+    assert seen == [True, True]
+    torch.testing.assert_close(out.logits, full)
