@@ -214,3 +214,66 @@ def test_a_shared_prompt_prefix_trains_exactly_like_every_row_computing_it(tmp_p
     wb = load_file(str(next((tmp_path / "whole").rglob("merged/*.safetensors"))))
     for name, t in wa.items():
         assert torch.allclose(t.float(), wb[name].float(), atol=1e-6, rtol=1e-5), name
+
+
+def test_fused_head_ce_in_bf16_matches_autograd_through_the_fp32_loss():
+    torch.manual_seed(0)
+    weight = (torch.randn(300, 32) * 0.1).bfloat16().requires_grad_()
+    hidden = torch.randn(70, 32).bfloat16().requires_grad_()
+    targets = torch.randint(0, 300, (70,))
+    plain = F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum") / 7
+    g_h, g_w = torch.autograd.grad(plain, [hidden, weight])
+    for chunk in (16, 1024):
+        loss = _fused(hidden, weight, targets, chunk) / 7
+        c_h, c_w = torch.autograd.grad(loss, [hidden, weight])
+        assert c_h.dtype == c_w.dtype == torch.bfloat16
+        torch.testing.assert_close(loss, plain, atol=1e-3, rtol=1e-4)
+        torch.testing.assert_close(c_h.float(), g_h.float(), atol=2e-3, rtol=2e-2)
+        torch.testing.assert_close(c_w.float(), g_w.float(), atol=2e-3, rtol=2e-2)
+
+
+def _fused(hidden, weight, targets, chunk):
+    from medllm.train.fast_lm import _LinearCrossEntropy
+
+    return _LinearCrossEntropy.apply(hidden, weight, None, targets, chunk)
+
+
+def test_a_frozen_head_gets_no_weight_gradient_computed():
+    head = torch.nn.Linear(16, 50, bias=False).requires_grad_(False)
+    hidden = torch.randn(9, 16, requires_grad=True)
+    loss = chunked_head_ce(hidden, head, torch.randint(0, 50, (9,)), 4)
+    loss.backward()
+    assert hidden.grad is not None and head.weight.grad is None
+
+
+def test_a_sparse_tied_embedding_gives_the_dense_gradient_of_the_tied_weight():
+    """The trainer switches a tied embedding to sparse gradients: the weight's gradient must be
+    the same dense tensor as with a dense embedding backward."""
+    from medllm.train.fast_lm import tied_embedding_for_sparse_grad
+
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(50, 16)
+            self.mid = torch.nn.Linear(16, 16)
+            self.head = torch.nn.Linear(16, 50, bias=False)
+            self.head.weight = self.emb.weight
+
+        def get_input_embeddings(self):
+            return self.emb
+
+    torch.manual_seed(0)
+    model = Tied()
+    ids, targets = torch.randint(0, 50, (23,)), torch.randint(0, 50, (23,))
+    grads = []
+    for sparse in (False, True):
+        model.zero_grad(set_to_none=True)
+        model.emb.sparse = sparse
+        chunked_head_ce(torch.tanh(model.mid(model.emb(ids))), model.head, targets, 8).backward()
+        grads.append(model.emb.weight.grad)
+    assert not grads[1].is_sparse
+    torch.testing.assert_close(grads[1], grads[0])
+    assert tied_embedding_for_sparse_grad(model, model.head) is model.emb
+    untied = Tied()
+    untied.head.weight = torch.nn.Parameter(untied.emb.weight.detach().clone())
+    assert tied_embedding_for_sparse_grad(untied, untied.head) is None

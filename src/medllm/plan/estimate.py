@@ -15,7 +15,9 @@ Byte counts (per parameter unless stated), the usual mixed-precision accounting:
   log-probabilities it keeps, the fp32 gradient of the NLL and the fp32 gradient of the
   logits (measured on CPU: 11.8 B per logit in fp32 and in bf16 weights alike, for a
   1024 x 49152 chunk); the causal-LM trainer (``train.fast_lm``) chunks the head over 1024
-  target positions at a time;
+  target positions at a time, and its fused head holds fewer buffers per logit (fp32 logits
+  turned into probabilities in place, plus their bf16 gradient: ~6 B by count, not measured),
+  so 12 B stays an upper bound there;
 * sharding: ZeRO-1 divides the optimizer by N, ZeRO-2 gradients + optimizer, ZeRO-3 and
   FSDP everything but activations; DDP replicates.
 
