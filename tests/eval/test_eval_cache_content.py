@@ -43,3 +43,13 @@ def test_dtype_is_part_of_the_key(tiny_model_dir):
 
     assert model_content_id(tiny_model_dir, dtype="float32") != model_content_id(tiny_model_dir, dtype="bfloat16")
     assert model_content_id(tiny_model_dir, dtype="float32") == model_content_id(tiny_model_dir, dtype="float32")
+
+
+def test_generation_chunks_are_near_equal_and_keep_every_item_once():
+    from medllm.eval.runner import even_chunks
+
+    chunks = even_chunks(list(range(150)), 48)
+    assert [len(c) for c in chunks] == [38, 38, 38, 36]
+    assert sum(chunks, []) == list(range(150))
+    assert [len(c) for c in even_chunks(list(range(7)), 32)] == [7]
+    assert even_chunks([], 32) == []
