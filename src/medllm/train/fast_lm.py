@@ -273,10 +273,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
             many = hidden.shape[0] > chunk
             for i in range(0, hidden.shape[0], chunk):
                 hc, tc = h[i:i + chunk], targets[i:i + chunk]
+                # one [chunk x vocab] fp32 buffer, worked in place (logsumexp would allocate a second one)
                 logits = F.linear(hc, w, b).float()
-                lse = torch.logsumexp(logits, dim=-1)
-                loss += (lse - logits.gather(1, tc.unsqueeze(1)).squeeze(1)).sum()
-                probs = logits.sub_(lse.unsqueeze(1)).exp_()          # in place: one [chunk x vocab] fp32 buffer
+                target = logits.gather(1, tc.unsqueeze(1)).squeeze(1)
+                top = logits.amax(dim=-1, keepdim=True)
+                probs = logits.sub_(top).exp_()
+                total = probs.sum(dim=-1, keepdim=True)
+                loss += (top.squeeze(1) + total.log().squeeze(1) - target).sum()
+                probs.div_(total)
                 probs[torch.arange(tc.shape[0], device=tc.device), tc] -= 1.0
                 g = probs.to(dt)
                 del logits, probs
