@@ -50,8 +50,10 @@ def train(ctx: StageContext) -> dict:
     from medllm.train.checkpoints import CompleteCheckpointMixin
     from medllm.train.reward import preference_data
     from medllm.train.stage import callbacks, fit, training_args
+    from medllm.train.trl_cpu import score_labelled_positions_only_on_cpu
 
     cfg = ctx.cfg
+    score_labelled_positions_only_on_cpu()
     base_cls, cfg_cls, extra = _trainer_for(cfg.loss)
 
     class Trainer(CompleteCheckpointMixin, base_cls):
