@@ -14,10 +14,11 @@ Byte counts (per parameter unless stated), the usual mixed-precision accounting:
 * logits: tokens x vocab x 12 B, the peak of PyTorch's cross-entropy backward: the fp32
   log-probabilities it keeps, the fp32 gradient of the NLL and the fp32 gradient of the
   logits (measured on CPU: 11.8 B per logit in fp32 and in bf16 weights alike, for a
-  1024 x 49152 chunk); the causal-LM trainer (``train.fast_lm``) chunks the head over 1024
-  target positions at a time, and its fused head holds fewer buffers per logit (fp32 logits
-  turned into probabilities in place, plus their bf16 gradient: ~6 B by count, not measured),
-  so 12 B stays an upper bound there;
+  1024 x 49152 chunk). The causal-LM trainer (``train.fast_lm``) chunks the head over 1024
+  target positions at a time and fuses it with the cross-entropy (``FUSED_LOGIT_BYTES``): one
+  fp32 [chunk x vocab] buffer turned into the gradient in place, plus the half-precision logits
+  or gradient beside it = 6 B (4 B in pure fp32; tests/plan/test_plan.py measures a fp32 stage
+  within 25%);
 * sharding: ZeRO-1 divides the optimizer by N, ZeRO-2 gradients + optimizer, ZeRO-3 and
   FSDP everything but activations; DDP replicates.
 
@@ -37,6 +38,7 @@ GB = 1e9
 NF4_BYTES = 4.127 / 8          # 4-bit NF4 + double-quantized block scales (bitsandbytes)
 HEAD_CHUNK = 1024              # medllm.train.fast_lm.FastCausalLMTrainer.head_chunk
 LOGIT_BYTES = 12               # per logit at the cross-entropy backward peak (see above)
+FUSED_LOGIT_BYTES = 6          # per logit of the trainer's fused head chunk (see above)
 CUDA_OVERHEAD_GB = 1.5         # CUDA context, cuBLAS workspace, allocator slack (GPU only)
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -150,7 +152,8 @@ def memory(shape: ModelShape, *, method: str, dtype: str, micro_batch: int, seq_
     else:
         acts = tokens * layer * kept
     head_tokens = min(tokens, HEAD_CHUNK) if chunked_head else tokens
-    logits = head_tokens * shape.vocab * LOGIT_BYTES if lm_head else 0   # a reward model ends in one score
+    per_logit = FUSED_LOGIT_BYTES if chunked_head else LOGIT_BYTES
+    logits = head_tokens * shape.vocab * per_logit if lm_head else 0   # a reward model ends in one score
     out = {"weights": weights / shard_w, "gradients": grads / shard_grad, "optimizer": optim / shard_opt,
            "activations": acts, "logits": logits}
     if accelerator:
