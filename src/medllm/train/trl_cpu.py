@@ -4,9 +4,9 @@ TRL's preference trainers (DPO and relatives) compute per-token log-probabilitie
 LM head (``trl.trainer.utils.add_fused_lm_head``). On devices with Triton it projects only the
 positions that have a label; elsewhere it projects *every* position (prompt and padding too), so
 that a graph compiler (Neuron) sees one tile shape per batch. Eager CPU has no such compiler, and
-the extra positions cost: on the demo's DPO stage (6 steps, 8 pairs of ~80 tokens) half the
-positions are prompt or padding, and each goes through the 49K-wide head, its log-softmax,
-entropy and top-1 (2026-12-07, 2-core AMD EPYC: 46.5 s -> 30.5 s, same loss 0.66305, peak
+the extra positions cost: on the demo's DPO stage (6 steps, 8 pairs of ~60-105 tokens) every
+prompt and padding position goes through the 49K-wide head, its log-softmax, entropy and top-1
+(2026-12-07, 2-core AMD EPYC: 46.5 s -> 30.5 s, same loss 0.66305, peak
 -0.63 GB; docs/training.md).
 
 ``score_labelled_positions_only_on_cpu`` changes that one decision, and nothing else: the name it
