@@ -49,3 +49,26 @@ def reexec_with_tuned_malloc(argv: list[str]) -> None:
         os.execve(sys.executable, cmd, env)
     except OSError:
         return
+
+
+def release_free_heap() -> bool:
+    """Give the pages of free malloc chunks back to the OS (glibc ``malloc_trim(0)``, which
+    also releases whole free pages inside the heap, not only at its top). False where the C
+    library is not glibc."""
+    global _trim
+    if _trim is None:
+        _trim = False
+        if sys.platform == "linux" and platform.libc_ver()[0] == "glibc":
+            import ctypes
+
+            try:
+                _trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                pass
+    if not _trim:
+        return False
+    _trim(0)
+    return True
+
+
+_trim = None

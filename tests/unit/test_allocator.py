@@ -40,3 +40,45 @@ def test_importing_the_cli_never_reexecutes(monkeypatch):
     import medllm.cli.main as cli
 
     importlib.reload(cli)
+
+
+@glibc_linux
+def test_release_free_heap_gives_freed_heap_pages_back():
+    """Freed blocks in the middle of the heap stay resident until released (the creep that
+    memory_fit.heap_trim_callback stops); a live block at the top keeps a plain top-trim out."""
+    import ctypes
+
+    from medllm.train.memory_fit import resident_bytes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    blocks = []
+    for _ in range(3000):                     # 64 KiB blocks: below the mmap threshold, from the heap
+        p = libc.malloc(64 * 1024)
+        libc.memset(p, 1, 64 * 1024)          # touched: resident
+        blocks.append(p)
+    for p in blocks[:-1]:
+        libc.free(p)
+    before = resident_bytes()
+    assert allocator.release_free_heap()
+    after = resident_bytes()
+    libc.free(blocks[-1])
+    assert before - after > 100e6, (before, after)   # ~190 MB were free but resident
+
+
+def test_heap_trim_callback_trims_only_above_the_mark(monkeypatch):
+    from medllm.train import memory_fit
+
+    calls = []
+    monkeypatch.setattr(allocator, "release_free_heap", lambda: calls.append(1) or True)
+    rss = {"now": 3.0e9}
+    monkeypatch.setattr(memory_fit, "resident_bytes", lambda: rss["now"])
+    plan = {}
+    cb = memory_fit.heap_trim_callback(6.0, plan)       # mark: 6.0 - 1.5 GB
+    cb.on_step_end(None, None, None)
+    rss["now"] = 4.6e9
+    cb.on_step_end(None, None, None)
+    cb.on_step_end(None, None, None)
+    assert len(calls) == 2 and plan["heap_trims"] == 2

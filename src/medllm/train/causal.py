@@ -2,7 +2,11 @@
 attach the adapter, and train tokenized rows with FastCausalLMTrainer."""
 from __future__ import annotations
 
+import logging
+
 from medllm.train.stage import StageContext
+
+log = logging.getLogger(__name__)
 
 
 def load_policy(ctx: StageContext):
@@ -66,4 +70,7 @@ def _split_batches(ctx: StageContext):
     ctx.cfg = ctx.cfg.model_copy(update={"batch_size": plan["batch_size_configured"],
                                          "grad_accum": plan["grad_accum_configured"]})
     plan.update(micro_batch=ctx.cfg.batch_size, grad_accum=ctx.cfg.grad_accum, split_to_fit=True)
+    log.info("%s: one process: batches of %d x grad_accum %d as configured after all; only a batch whose "
+             "rows x width the estimate puts over %.1f GB runs in pieces", ctx.name, ctx.cfg.batch_size,
+             ctx.cfg.grad_accum, plan["memory_budget_gb"])
     return fits

@@ -131,7 +131,12 @@ def callbacks(ctx: StageContext):
 
     hist = ProgressAndHistory(f"train {ctx.name}")
     tb = TensorBoardCallback(tb_writer=SummaryWriter(str(ctx.stage_dir / "tensorboard")))
-    return hist, [hist, tb]
+    cbs = [hist, tb]
+    if ctx.memory_plan.get("memory_budget_gb"):   # a CPU stage held to a budget (memory_fit)
+        from medllm.train.memory_fit import heap_trim_callback
+
+        cbs.append(heap_trim_callback(ctx.memory_plan["memory_budget_gb"], ctx.memory_plan))
+    return hist, cbs
 
 
 def resume_point(ctx: StageContext) -> str | None:
