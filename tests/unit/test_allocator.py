@@ -78,7 +78,8 @@ def test_heap_trim_callback_trims_only_above_the_mark(monkeypatch):
     plan = {}
     cb = memory_fit.heap_trim_callback(6.0, plan)       # mark: 6.0 - 1.5 GB
     cb.on_step_end(None, None, None)
+    assert not calls
     rss["now"] = 4.6e9
-    cb.on_step_end(None, None, None)
-    cb.on_step_end(None, None, None)
+    for _ in range(2 * memory_fit.TRIM_MIN_STEPS):      # above the mark: once, then not for TRIM_MIN_STEPS steps
+        cb.on_step_end(None, None, None)
     assert len(calls) == 2 and plan["heap_trims"] == 2
