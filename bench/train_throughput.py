@@ -22,6 +22,9 @@ the A/B of that lever.
 Side ``ours-noshare`` computes every row's whole prompt (``share_prefix: false``; the other ours
 sides run the prompt prefix the rows share, SmolLM2's default system turn and the medalpaca
 instruction, once per batch, ``train.fast_lm``): the A/B of that lever.
+Side ``ours-onepiece`` runs every batch that fits the budget as one padded forward
+(``split_padding: False``; the other ours sides also cut a batch where its padding costs more
+than the extra forwards, ``train.fast_lm.split_to_fit``): the A/B of that lever.
 Side ``ours-compile`` compiles every decoder layer with ``torch.compile(dynamic=True)``
 (inductor); every ours side records the seconds of each forward/backward call
 (``call_seconds``), so compile time shows as the excess of the first calls.
@@ -90,7 +93,8 @@ LORA_LR = 2e-4
 
 
 def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, split: bool = True,
-              fp32_base: bool = False, compile_layers: bool = False, share_prefix: bool = True) -> dict:
+              fp32_base: bool = False, compile_layers: bool = False, share_prefix: bool = True,
+              split_padding: bool = True) -> dict:
     from types import SimpleNamespace
 
     from datasets import Dataset
@@ -123,6 +127,7 @@ def side_ours(steps: int, out: Path, method: str = "full", fit: bool = True, spl
             call_seconds.append(round(time.perf_counter() - t, 3))
 
     FastCausalLMTrainer.training_step = timed_step
+    FastCausalLMTrainer.split_padding = split_padding
     recipe = SimpleNamespace(model=ModelConfig(dtype="float32"), seed=42) if fp32_base else None
 
     from medllm.config.train import SFTStage
@@ -191,7 +196,7 @@ def child(side: str, method: str, steps: int, out: Path, result: Path) -> None:
     else:
         data = side_ours(steps, out, method, fit=side != "ours-nofit", split=side != "ours-static",
                          fp32_base=side == "ours-fp32base", compile_layers=side == "ours-compile",
-                         share_prefix=side != "ours-noshare")
+                         share_prefix=side != "ours-noshare", split_padding=side != "ours-onepiece")
     data["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data["loadavg_before"], data["loadavg_after"] = load_before, os.getloadavg()
     result.write_text(json.dumps(data))
@@ -225,7 +230,7 @@ def _compare(ours: dict, trl: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-noshare, ours-nofit, ours-static "
+    ap.add_argument("--order", default="ours,trl", help="sides per method: ours, trl, ours-noshare, ours-onepiece, ours-nofit, ours-static "
                     "(a side named twice is kept as name, name#2, ...: bracket the noisy machine)")
     ap.add_argument("--methods", default="full")
     ap.add_argument("--side", help=argparse.SUPPRESS)

@@ -50,6 +50,23 @@ def test_split_to_fit_keeps_every_row_once_each_piece_fits_and_cut_to_its_own_lo
     assert split_to_fit(batch, lambda r, w: True) == [batch]
 
 
+def test_split_to_fit_with_a_cost_cuts_off_the_long_row_only_when_padding_costs_more():
+    from medllm.train.fast_lm import _cheapest_runs, split_to_fit
+
+    batch = _padded([100, 10, 12, 9, 11, 10, 12, 8])
+    always = lambda rows, width: True  # noqa: E731
+    cost = lambda rows, width: rows * width + 20  # noqa: E731   (20 tokens of overhead per forward)
+    pieces = split_to_fit(batch, always, cost=cost)
+    assert [tuple(p["input_ids"].shape) for p in pieces] == [(1, 100), (7, 12)]   # 100 + 84 + 40 < 800 + 20
+    assert len(split_to_fit(_padded([12, 10, 11, 9]), always, cost=cost)) == 1   # little padding: one forward
+    # the exact cut beats every greedy one: [9, 8] | [2, 2, 2] rather than cutting after the first row
+    runs, total = _cheapest_runs([9, 8, 2, 2, 2], always, cost)
+    assert [list(r) for r in runs] == [[0, 1], [2, 3, 4]] and total == 2 * 9 + 3 * 2 + 40
+    # the budget still binds: no run over it even where it would be cheaper
+    runs, _ = _cheapest_runs([4, 4, 4, 4], lambda rows, width: rows <= 2, cost)
+    assert all(len(r) <= 2 for r in runs)
+
+
 def test_split_to_fit_cuts_packed_rows_only_at_sample_starts():
     from medllm.train.fast_lm import CausalCollator, split_to_fit
 
@@ -96,6 +113,18 @@ def test_a_batch_split_to_fit_the_budget_trains_like_the_whole_batch(tmp_path):
     a = [x[1] for x in whole["loss_history"]]
     b = [x[1] for x in split["loss_history"]]
     assert len(a) == len(b) == 2 and all(abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)
+
+
+def test_a_batch_cut_for_its_padding_trains_like_the_whole_batch(tmp_path):
+    """With room for the whole batch, rows of very different lengths still run as several
+    forwards (split_padding): same losses as one padded forward."""
+    rows = _varied_rows()
+    whole = _stage_losses(tmp_path, "whole", rows, cpu_memory_gb=0)
+    cut = _stage_losses(tmp_path, "cut", rows, cpu_memory_gb=100)
+    assert cut["forwards"] > cut["global_step"], cut
+    a = [x[1] for x in whole["loss_history"]]
+    b = [x[1] for x in cut["loss_history"]]
+    assert all(abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a, b)), (a, b)
 
 
 def test_a_packed_batch_has_the_loss_of_the_same_rows_padded(tmp_path):

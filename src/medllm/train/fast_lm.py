@@ -24,6 +24,8 @@ CPU-motivated changes, all measured (bench/train_throughput.py, docs/training.md
   forwards the plan's estimate admits (``forward_fits``, single process only: under DDP every
   backward would all-reduce), rows sorted by length so each piece is padded only to its own
   longest row; the gradients accumulate before the one optimizer step, the loss is unchanged.
+  In the same path a batch is also cut where its padding costs more than the extra forwards
+  (``split_padding``, ``split_to_fit``'s cost): a 1024-token row no longer pads seven short ones.
 
 * a prompt prefix that rows of a padded batch share (the chat template's system turn, a fixed
   instruction) is computed once per distinct prefix, not once per row: a first forward runs
@@ -173,6 +175,20 @@ class _attn_implementation:
         self.cfg._attn_implementation = self.before
 
 
+def _attention_scale(model) -> float:
+    """The width at which a token's attention costs as much as its weight matmuls: per token,
+    the matmuls do ~2 x params FLOPs, attention ~4 x width x hidden per layer (scores and
+    values), so width = params / (2 x hidden x layers). ~3070 for SmolLM2-135M; inf if unknown."""
+    cfg = getattr(model, "config", None)
+    hidden, layers = getattr(cfg, "hidden_size", None), getattr(cfg, "num_hidden_layers", None)
+    if not hidden or not layers:
+        return float("inf")
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    skip = {id(p) for p in emb.parameters()} if emb is not None else set()
+    params = sum(p.numel() for p in model.parameters() if id(p) not in skip)
+    return max(params / (2 * hidden * layers), 1.0)
+
+
 def _rows(batch) -> int:
     pos = batch.get("position_ids")
     if "attention_mask" not in batch and pos is not None:
@@ -180,32 +196,71 @@ def _rows(batch) -> int:
     return int(batch["input_ids"].shape[0])
 
 
-def split_to_fit(batch: dict, fits, multiple: int | None = None) -> list[dict]:
+def split_to_fit(batch: dict, fits, multiple: int | None = None, cost=None, min_gain: float = 0.1) -> list[dict]:
     """``batch`` as pieces that each satisfy ``fits(rows, width)`` (one piece when it already
     does). Padded batches: rows longest first, each piece cut to its own longest row. Packed
     rows (``position_ids`` restarting at 0): runs of whole samples. A single row/sample that
-    does not fit is still one piece (the static plan made sure it fits)."""
+    does not fit is still one piece (the static plan made sure it fits).
+
+    With ``cost(rows, width)`` (the work of one forward/backward of a padded piece, overhead
+    included), a padded batch is cut where that is cheaper by ``min_gain`` than one piece (or
+    than the pieces the budget alone forces): a batch of one 1024-token row and seven of ~200
+    would otherwise pad all eight to 1024. The cheapest cut into runs of the sorted rows is
+    exact (``_cheapest_runs``)."""
     if "attention_mask" not in batch and "position_ids" in batch:
         return _split_packed(batch, fits)
     mask = batch["attention_mask"]
     rows, width = mask.shape
-    if fits(rows, width):
+    if cost is None and fits(rows, width):
         return [batch]
     lengths = mask.sum(1)
     order = torch.argsort(lengths, descending=True, stable=True).tolist()
-    groups, cur = [], []
-    for i in order:
-        if cur and not fits(len(cur) + 1, int(lengths[cur[0]])):
-            groups.append(cur)
-            cur = []
-        cur.append(i)
-    groups.append(cur)
+    widths = [min(round_up(max(int(lengths[i]), 1), multiple), width) for i in order]
+    groups = _greedy_runs(widths, fits) if not fits(rows, width) else [range(rows)]
+    if cost is not None and rows <= 256:
+        baseline = sum(cost(len(g), widths[g[0]]) for g in groups)
+        cheapest, total = _cheapest_runs(widths, fits, cost)
+        if total <= (1 - min_gain) * baseline:
+            groups = cheapest
+    if len(groups) == 1:
+        return [batch]
     out = []
     for g in groups:   # each piece cut to its own longest row (rounded up like the collator's width)
-        idx, w = torch.tensor(g), min(round_up(max(int(lengths[g[0]]), 1), multiple), width)
+        idx = torch.tensor([order[k] for k in g])
+        w = widths[g[0]]
         out.append({k: (v.index_select(0, idx)[:, :w] if torch.is_tensor(v) and v.dim() == 2 else v)
                     for k, v in batch.items()})
     return out
+
+
+def _greedy_runs(widths: list[int], fits) -> list[range]:
+    """Runs of the sorted rows, each as long as ``fits`` admits at its first row's width."""
+    runs, a = [], 0
+    for b in range(1, len(widths) + 1):
+        if b == len(widths) or not fits(b + 1 - a, widths[a]):
+            runs.append(range(a, b))
+            a = b
+    return runs
+
+
+def _cheapest_runs(widths: list[int], fits, cost) -> tuple[list[range], float]:
+    """The cut of rows sorted longest first into runs (each padded to its first row) that
+    minimises the summed ``cost`` with every run fitting (a single row always allowed).
+    Dynamic programming over cut points: O(rows^2) cost evaluations."""
+    n = len(widths)
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            if j - i > 1 and not fits(j - i, widths[i]):
+                break   # a longer run from an earlier (wider) row does not fit either
+            c = best[i] + cost(j - i, widths[i])
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    runs, j = [], n
+    while j > 0:
+        runs.append(range(cut[j], j))
+        j = cut[j]
+    return runs[::-1], best[n]
 
 
 def _split_packed(batch: dict, fits) -> list[dict]:
@@ -379,6 +434,11 @@ class FastCausalLMTrainer(Trainer):
     # overhead and its own weight-gradient pass cost ~90 tokens' worth on SmolLM2-135M, 2-core CPU
     # (the demo's 15-token system turn, ~90 tokens saved per 8 rows, ran at the same speed)
     prefix_min_saved = 128
+    # split padded batches where padding costs more than extra forwards (split_to_fit's cost), in the
+    # one-process CPU path that already splits to fit the budget. A forward/backward costs ~90 tokens'
+    # worth besides its tokens on SmolLM2-135M, 2-core CPU (the shared-prefix probe above)
+    split_padding = True
+    forward_overhead_tokens = 90
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -402,6 +462,7 @@ class FastCausalLMTrainer(Trainer):
         self.forward_rows_max = 0    # most rows (padded) or samples (packed) in one forward
         self.prefix_tokens_saved = 0  # decoder tokens not computed thanks to shared prefixes
         self._prefix_ok = None        # decided at the first batch, once the model is wrapped
+        self._attention_scale = _attention_scale(self.accelerator.unwrap_model(self.model))
 
     def train(self, *args, **kwargs):
         # one process only: DDP decides at wrap time which gradients it expects to be sparse
@@ -416,7 +477,9 @@ class FastCausalLMTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         multiple = getattr(self.data_collator, "pad_to_multiple_of", None)   # split pieces keep rounded widths
-        pieces = split_to_fit(inputs, self.forward_fits, multiple) if self.forward_fits is not None else [inputs]
+        cost = self._piece_cost if self.split_padding else None
+        pieces = (split_to_fit(inputs, self.forward_fits, multiple, cost=cost)
+                  if self.forward_fits is not None else [inputs])
         if num_items_in_batch is None and len(pieces) > 1:   # normalise every piece by the whole batch
             num_items_in_batch = int((inputs["shift_labels"] != IGNORE).sum())
         total = None
@@ -427,6 +490,11 @@ class FastCausalLMTrainer(Trainer):
                 loss = super().training_step(model, piece, num_items_in_batch)
             total = loss if total is None else total + loss
         return total
+
+    def _piece_cost(self, rows: int, width: int) -> float:
+        """Work of one forward/backward of ``rows`` x ``width`` padded tokens, in tokens: the
+        per-token matmuls, attention growing with the width, and a fixed per-forward overhead."""
+        return rows * width * (1 + width / self._attention_scale) + self.forward_overhead_tokens
 
     def _attention_for(self, piece):
         """Eager attention for a narrow padded piece on CPU (see module doc), else unchanged."""
