@@ -33,8 +33,8 @@ CPU-motivated changes, all measured (bench/train_throughput.py, docs/training.md
   row (autograd sums the rows' gradients back), and the main forward runs the rest of each row
   against it (``plan_shared_prefix``). Same loss and gradients (tested). The extra forward
   costs ~90 tokens' worth, so it runs only when it saves ``prefix_min_saved`` tokens: a
-  95-token system prompt trained 1.5x faster, the demo's 15-token one not at all
-  (docs/training.md). One process without gradient checkpointing and decoders with a plain
+  95-token system prompt trained 1.5x faster, the demo's 15-token one not at all over 8 rows
+  and 1.08x over 16 (docs/training.md). One process without gradient checkpointing and decoders with a plain
   key/value cache only (DDP expects one forward per backward; checkpointing turns the cache off).
 
 * on CPU, padded pieces up to ``eager_attention_max_width`` tokens wide run eager (matmul +
