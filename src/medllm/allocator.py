@@ -14,6 +14,7 @@ command-line entry point does it (``medllm.cli.main.run``): importing medllm nev
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -55,20 +56,20 @@ def release_free_heap() -> bool:
     """Give the pages of free malloc chunks back to the OS (glibc ``malloc_trim(0)``, which
     also releases whole free pages inside the heap, not only at its top). False where the C
     library is not glibc."""
-    global _trim
-    if _trim is None:
-        _trim = False
-        if sys.platform == "linux" and platform.libc_ver()[0] == "glibc":
-            import ctypes
-
-            try:
-                _trim = ctypes.CDLL("libc.so.6").malloc_trim
-            except (OSError, AttributeError):
-                pass
-    if not _trim:
+    trim = _malloc_trim()
+    if trim is None:
         return False
-    _trim(0)
+    trim(0)
     return True
 
 
-_trim = None
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None

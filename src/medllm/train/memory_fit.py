@@ -131,8 +131,8 @@ def forward_fits(name: str, stage, base_model, budget_gb: float, eager_max_width
     return fits
 
 
-# What one forward + backward adds to the between-steps RSS on the demo's SFT rows (16 x ~100 tokens,
-# SmolLM2-135M, ~1.4 GB measured, docs/training.md): free heap above budget - STEP_RISE_GB is released.
+# What one forward + backward adds to the between-steps RSS on the demo's SFT rows (~1.4 GB measured
+# with 8-row micro-batches, SmolLM2-135M, docs/training.md): free heap above budget - STEP_RISE_GB is released.
 STEP_RISE_GB = 1.5
 # Released pages are faulted in again by the next steps: on the whole demo a trim after every step
 # above the mark (81 of 184 steps) ran SFT at 294 tok/s against 331 untrimmed, so at most one trim per
@@ -157,7 +157,8 @@ def heap_trim_callback(budget_gb: float, plan: dict):
     (``allocator.release_free_heap``). Why: every batch has its own activation sizes, the freed
     holes do not fit the next batch's tensors, and glibc keeps them resident, so the peak creeps up
     through a run (demo SFT, 184 steps: 4.8 GB at step 10, 5.9 GiB at 170). Trimming every step
-    cost 0.83x in page faults, so at most one trim per ``TRIM_MIN_STEPS`` steps (docs/training.md). Counts its trims in ``plan["heap_trims"]`` (the stage's metrics)."""
+    cost 0.83x in page faults, so at most one trim per ``TRIM_MIN_STEPS`` steps (docs/training.md).
+    Counts its trims in ``plan["heap_trims"]`` (the stage's metrics)."""
     from transformers import TrainerCallback
 
     from medllm.allocator import release_free_heap
